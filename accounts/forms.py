@@ -1,0 +1,34 @@
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import User
+from accounts.services import normalize_email, register_user
+
+EMAIL_TAKEN_MESSAGE = _("An account with this email address already exists.")
+
+
+class SignupForm(BaseUserCreationForm):
+    """Sign-up with email and password; the account is made by `register_user`."""
+
+    class Meta:
+        model = User
+        fields = ("email",)
+
+    def clean_email(self) -> str:
+        email = normalize_email(self.cleaned_data["email"])
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(EMAIL_TAKEN_MESSAGE, code="email_taken")
+        return email
+
+    def save(self, commit: bool = True) -> User:
+        return register_user(
+            email=self.cleaned_data["email"], password=self.cleaned_data["password1"]
+        )
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(
+        label=_("Email address"),
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )

@@ -1,0 +1,14 @@
+"""Settings for the test suite: the real settings with a throwaway key."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-suite-only-key")
+os.environ.setdefault("EORA_DATA_DIR", "/tmp/eora-test-data")
+
+from eora.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,193 @@
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from points.exceptions import PointsError
+from points.forms import AdjustmentForm
+from points.models import Account, Hold, HoldStatus, ModelRate, Transaction
+from points.services import adjust
+
+RECENT_TRANSACTIONS = 20
+
+
+class ZeroBalanceFilter(admin.SimpleListFilter):
+    title = _("balance")
+    parameter_name = "balance"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("zero", _("Zero balance")), ("positive", _("Above zero"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "zero":
+            return queryset.filter(balance=0)
+        if self.value() == "positive":
+            return queryset.filter(balance__gt=0)
+        return queryset
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class OpenHoldInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Hold
+    verbose_name_plural = _("open holds")
+    fields = ("amount", "description", "created_at", "expires_at")
+    readonly_fields = fields
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(status=HoldStatus.OPEN)
+
+
+@admin.register(Account)
+class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "email",
+        "balance",
+        "held",
+        "available_points",
+        "total_earned",
+        "total_spent",
+        "last_updated",
+    )
+    list_select_related = ("user",)
+    search_fields = ("user__email",)
+    list_filter = (ZeroBalanceFilter,)
+    ordering = ("-last_updated",)
+    fields = (
+        "user",
+        "balance",
+        "held",
+        "available_points",
+        "total_earned",
+        "total_spent",
+        "version",
+        "last_updated",
+        "adjust_link",
+        "recent_transactions",
+    )
+    readonly_fields = fields
+    inlines = [OpenHoldInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(available_sort=F("balance") - F("held"))
+        )
+
+    @admin.display(description=_("email"), ordering="user__email")
+    def email(self, account: Account) -> str:
+        return account.user.email
+
+    @admin.display(description=_("available"), ordering="available_sort")
+    def available_points(self, account: Account) -> int:
+        return account.available
+
+    @admin.display(description=_("adjust"))
+    def adjust_link(self, account: Account) -> str:
+        url = reverse("admin:points_account_adjust", args=[account.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Adjust balance"))
+
+    @admin.display(description=_("recent transactions"))
+    def recent_transactions(self, account: Account) -> str:
+        rows = account.transactions.order_by("-version")[:RECENT_TRANSACTIONS]
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{:+d}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (row.created_at, row.get_type_display(), row.amount, row.balance_after, row.description)
+                for row in rows
+            ),
+        )
+        return format_html("<table>{}</table>", body)
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<path:object_id>/adjust/",
+                self.admin_site.admin_view(self.adjust_view),
+                name="points_account_adjust",
+            ),
+            *super().get_urls(),
+        ]
+
+    def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm("points.change_account"):
+            raise PermissionDenied
+        account = get_object_or_404(Account.objects.select_related("user"), pk=object_id)
+        form = AdjustmentForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                entry = adjust(
+                    account=account,
+                    delta=form.cleaned_data["delta"],
+                    reason=form.cleaned_data["reason"],
+                    by_user=request.user,
+                )
+            except PointsError as error:
+                form.add_error("delta", str(error.message))
+            else:
+                self.message_user(
+                    request,
+                    _("Adjusted by %(delta)+d points; the balance is now %(balance)d.")
+                    % {"delta": entry.amount, "balance": entry.balance_after},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:points_account_change", args=[account.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "account": account,
+            "form": form,
+            "title": _("Adjust the balance of %(email)s") % {"email": account.user.email},
+        }
+        return TemplateResponse(request, "admin/points/account/adjust.html", context)
+
+
+@admin.register(Transaction)
+class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "account",
+        "type",
+        "amount",
+        "balance_after",
+        "total_tokens",
+        "model",
+        "description",
+    )
+    list_filter = ("type",)
+    list_select_related = ("account__user",)
+    search_fields = ("account__user__email", "description")
+    ordering = ("-created_at", "-pk")
+
+
+@admin.register(Hold)
+class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "account", "amount", "captured_amount", "status", "expires_at")
+    list_filter = ("status",)
+    list_select_related = ("account__user",)
+    search_fields = ("account__user__email",)
+
+
+@admin.register(ModelRate)
+class ModelRateAdmin(admin.ModelAdmin):
+    list_display = ("model", "prompt_rate", "completion_rate", "updated_at")
+    search_fields = ("model",)

@@ -1,0 +1,136 @@
+"""Check that every account agrees with its own ledger."""
+
+from dataclasses import dataclass
+
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce, Lag
+
+from points.models import Account, Hold, HoldStatus, Transaction
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    account_id: int
+    email: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"account {self.account_id} ({self.email}): {self.problem}"
+
+
+def _sum(expression: object) -> Coalesce:
+    return Coalesce(expression, Value(0), output_field=BigIntegerField())
+
+
+def audit_accounts() -> list[AuditProblem]:
+    """Return every disagreement between an account and its ledger rows.
+
+    Checked: the balance equals the sum of the rows; versions run 1..n without a
+    gap and the account's version is n; each row's balance_after is the previous
+    one plus its amount, and the last equals the balance; the totals equal the sums
+    of the credits and debits; `held` equals the open holds.
+    """
+    open_holds = (
+        Hold.objects.filter(account=OuterRef("pk"), status=HoldStatus.OPEN)
+        .values("account")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    last_balance = (
+        Transaction.objects.filter(account=OuterRef("pk"))
+        .order_by("-version")
+        .values("balance_after")[:1]
+    )
+    accounts = Account.objects.select_related("user").annotate(
+        ledger_sum=_sum(Sum("transactions__amount")),
+        ledger_credits=_sum(
+            Sum(
+                Case(
+                    When(transactions__amount__gt=0, then=F("transactions__amount")),
+                    default=Value(0),
+                )
+            )
+        ),
+        ledger_rows=Count("transactions"),
+        ledger_min_version=Min("transactions__version"),
+        ledger_max_version=Max("transactions__version"),
+        open_held=_sum(Subquery(open_holds)),
+        last_balance_after=Subquery(last_balance),
+    )
+    problems: list[AuditProblem] = []
+    for account in accounts.order_by("pk"):
+        found = _account_problems(account)
+        problems.extend(
+            AuditProblem(account.pk, account.user.email, text) for text in found
+        )
+    problems.extend(_chain_breaks())
+    return problems
+
+
+def _account_problems(account: Account) -> list[str]:
+    found = []
+    debits = account.ledger_credits - account.ledger_sum
+    if account.balance != account.ledger_sum:
+        found.append(
+            f"balance {account.balance} != sum of ledger rows {account.ledger_sum}"
+        )
+    if account.ledger_rows and (
+        account.ledger_min_version != 1
+        or account.ledger_max_version != account.ledger_rows
+    ):
+        found.append(
+            f"versions {account.ledger_min_version}..{account.ledger_max_version} "
+            f"over {account.ledger_rows} rows"
+        )
+    if account.version != account.ledger_rows:
+        found.append(f"version {account.version} != {account.ledger_rows} ledger rows")
+    if account.ledger_rows and account.last_balance_after != account.balance:
+        found.append(
+            f"last balance_after {account.last_balance_after} != balance "
+            f"{account.balance}"
+        )
+    if account.total_earned != account.ledger_credits:
+        found.append(
+            f"total_earned {account.total_earned} != credits {account.ledger_credits}"
+        )
+    if account.total_spent != debits:
+        found.append(f"total_spent {account.total_spent} != debits {debits}")
+    if account.held != account.open_held:
+        found.append(f"held {account.held} != open holds {account.open_held}")
+    return found
+
+
+def _chain_breaks() -> list[AuditProblem]:
+    """Return each row whose balance_after is not the previous one plus its amount."""
+    chained = Transaction.objects.annotate(
+        previous_balance=Window(
+            Lag("balance_after", default=0),
+            partition_by=[F("account_id")],
+            order_by=F("version").asc(),
+        )
+    ).filter(~Q(balance_after=F("previous_balance") + F("amount")))
+    return [
+        AuditProblem(
+            row.account_id,
+            row.account.user.email,
+            f"row version {row.version}: balance_after {row.balance_after} != "
+            f"{row.previous_balance} + {row.amount}",
+        )
+        for row in chained.select_related("account__user").order_by(
+            "account_id", "version"
+        )
+    ]

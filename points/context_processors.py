@@ -1,0 +1,12 @@
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from points.selectors import account_for_user
+
+
+def points_summary(request: HttpRequest) -> dict[str, object]:
+    """Give templates the signed-in user's account, read only if a page uses it."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {"points_account": SimpleLazyObject(lambda: account_for_user(user))}

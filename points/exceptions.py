@@ -1,0 +1,72 @@
+"""The ledger's errors. Each carries a stable code, an HTTP status and its data."""
+
+from django.utils.translation import gettext_lazy as _
+
+INSUFFICIENT_POINTS_MESSAGE = _("Not enough points. Please top up your points.")
+
+
+class PointsError(Exception):
+    code = "points_error"
+    status_code = 400
+    default_message = _("The points request could not be completed.")
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(str(self.message))
+
+    def details(self) -> dict[str, object]:
+        """Return the data a client needs besides the message and code."""
+        return {}
+
+
+class InvalidAmount(PointsError):
+    code = "invalid_amount"
+    default_message = _("The amount must be a whole number of points.")
+
+
+class InvalidArgument(PointsError):
+    code = "invalid_argument"
+
+
+class InsufficientPoints(PointsError):
+    code = "insufficient_points"
+    status_code = 402
+    default_message = INSUFFICIENT_POINTS_MESSAGE
+
+    def __init__(self, *, available: int, required: int) -> None:
+        self.available = available
+        self.required = required
+        super().__init__()
+
+    def details(self) -> dict[str, object]:
+        return {
+            "current_points": self.available,
+            "available": self.available,
+            "required": self.required,
+        }
+
+
+class IdempotencyConflict(PointsError):
+    code = "idempotency_conflict"
+    status_code = 409
+    default_message = _(
+        "This idempotency key was already used for a different request."
+    )
+
+
+class HoldNotOpen(PointsError):
+    code = "hold_not_open"
+    status_code = 409
+    default_message = _("The hold has already ended.")
+
+    def __init__(self, *, status: str) -> None:
+        self.status = status
+        super().__init__()
+
+    def details(self) -> dict[str, object]:
+        return {"hold_status": self.status}
+
+
+class HoldExpired(HoldNotOpen):
+    code = "hold_expired"
+    default_message = _("The hold has expired.")

@@ -1,0 +1,25 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from points.services import MAX_POINTS
+
+
+class AdjustmentForm(forms.Form):
+    delta = forms.IntegerField(
+        label=_("Points to add (negative to take away)"),
+        min_value=-MAX_POINTS,
+        max_value=MAX_POINTS,
+    )
+    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))
+
+    def clean_delta(self) -> int:
+        delta = self.cleaned_data["delta"]
+        if delta == 0:
+            raise forms.ValidationError(_("The adjustment must not be zero."))
+        return delta
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError(_("A reason is required."))
+        return reason

@@ -1,0 +1,278 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+MINIMUM_RATE = Decimal("0.0001")
+
+
+class Account(models.Model):
+    """One user's points. Changed only by `points.services`, under a row lock."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="points_account",
+        verbose_name=_("user"),
+    )
+    balance = models.BigIntegerField(_("balance"), default=0)
+    held = models.BigIntegerField(_("held"), default=0)
+    total_earned = models.BigIntegerField(_("total earned"), default=0)
+    total_spent = models.BigIntegerField(_("total spent"), default=0)
+    version = models.BigIntegerField(_("version"), default=0)
+    last_updated = models.DateTimeField(_("last updated"), default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("points account")
+        verbose_name_plural = _("points accounts")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(balance__gte=0), name="points_account_balance_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(held__gte=0) & Q(held__lte=F("balance")),
+                name="points_account_held_within_balance",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_earned__gte=0) & Q(total_spent__gte=0),
+                name="points_account_totals_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(version__gte=0), name="points_account_version_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.balance})"
+
+    @property
+    def available(self) -> int:
+        """Return the points that can be spent now: the balance less open holds."""
+        return self.balance - self.held
+
+
+class TransactionType(models.TextChoices):
+    SIGNUP_BONUS = "signup_bonus", _("Sign-up bonus")
+    TOP_UP = "top_up", _("Top-up")
+    REFUND = "refund", _("Refund")
+    CHAT_USAGE = "chat_usage", _("Chat usage")
+    ADMIN_ADJUSTMENT = "admin_adjustment", _("Adjustment")
+
+
+class Transaction(models.Model):
+    """One append-only ledger row; the database rejects UPDATE and DELETE on it."""
+
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.PROTECT,
+        related_name="transactions",
+        verbose_name=_("account"),
+    )
+    type = models.CharField(_("type"), max_length=32, choices=TransactionType.choices)
+    amount = models.BigIntegerField(_("amount"))
+    balance_after = models.BigIntegerField(_("balance after"))
+    version = models.BigIntegerField(_("version"))
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True)
+    completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True)
+    total_tokens = models.PositiveIntegerField(_("total tokens"), null=True)
+    model = models.CharField(_("model"), max_length=100, blank=True)
+    prompt_rate = models.DecimalField(
+        _("prompt rate"), max_digits=12, decimal_places=4, null=True
+    )
+    completion_rate = models.DecimalField(
+        _("completion rate"), max_digits=12, decimal_places=4, null=True
+    )
+    uncharged_points = models.BigIntegerField(
+        _("uncharged points"),
+        default=0,
+        help_text=_("Cost above the hold that could not be charged."),
+    )
+    hold = models.OneToOneField(
+        "Hold",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="capture_transaction",
+        verbose_name=_("hold"),
+    )
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=255, null=True, blank=True
+    )
+    request_hash = models.CharField(_("request hash"), max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    reason = models.TextField(_("reason"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("transaction")
+        verbose_name_plural = _("transactions")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(amount=0), name="points_transaction_amount_non_zero"
+            ),
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0),
+                name="points_transaction_balance_after_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(version__gte=1), name="points_transaction_version_positive"
+            ),
+            models.UniqueConstraint(
+                fields=["account", "version"], name="points_transaction_unique_version"
+            ),
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="points_transaction_unique_idempotency_key",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["account", "type", "-version"],
+                name="points_tx_account_type_idx",
+            ),
+            models.Index(
+                fields=["account", "-created_at"], name="points_tx_account_created_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} {self.amount:+d} -> {self.balance_after}"
+
+
+class HoldStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    CAPTURED = "captured", _("Captured")
+    RELEASED = "released", _("Released")
+    EXPIRED = "expired", _("Expired")
+
+
+class Hold(models.Model):
+    """Points reserved for a request in flight. It ends exactly once."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="holds", verbose_name=_("account")
+    )
+    amount = models.BigIntegerField(_("amount"))
+    captured_amount = models.BigIntegerField(_("captured amount"), default=0)
+    status = models.CharField(
+        _("status"), max_length=16, choices=HoldStatus.choices, default=HoldStatus.OPEN
+    )
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=255, null=True, blank=True
+    )
+    request_hash = models.CharField(_("request hash"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("hold")
+        verbose_name_plural = _("holds")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="points_hold_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(captured_amount__gte=0)
+                & Q(captured_amount__lte=F("amount")),
+                name="points_hold_captured_within_amount",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="points_hold_unique_idempotency_key",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="open"),
+                name="points_hold_open_expiry_idx",
+            ),
+            models.Index(
+                fields=["account", "status"], name="points_hold_account_status_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} ({self.get_status_display()})"
+
+
+class IdempotencyRecord(models.Model):
+    """What a keyed service call did, so that a retry gets the same answer.
+
+    A success points at the row it made; a refusal for lack of points keeps the
+    figures it was refused with, so that the retry is refused the same way.
+    """
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="idempotency_records"
+    )
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    operation = models.CharField(max_length=32)
+    transaction = models.ForeignKey(
+        Transaction, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, related_name="+")
+    refused_available = models.BigIntegerField(null=True)
+    refused_required = models.BigIntegerField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "key"], name="points_idempotency_unique_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.key}"
+
+
+class ModelRate(models.Model):
+    """Points per token for one model; models without a row use POINTS_PER_TOKEN."""
+
+    model = models.CharField(_("model"), max_length=100, unique=True)
+    prompt_rate = models.DecimalField(
+        _("points per prompt token"),
+        max_digits=12,
+        decimal_places=4,
+        validators=[MinValueValidator(MINIMUM_RATE)],
+    )
+    completion_rate = models.DecimalField(
+        _("points per completion token"),
+        max_digits=12,
+        decimal_places=4,
+        validators=[MinValueValidator(MINIMUM_RATE)],
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("model rate")
+        verbose_name_plural = _("model rates")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(prompt_rate__gt=0) & Q(completion_rate__gt=0),
+                name="points_model_rate_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.prompt_rate} / {self.completion_rate}"

@@ -1,0 +1,78 @@
+"""Points per token and the cost of a turn, in Decimal arithmetic only."""
+
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from django.conf import settings
+
+from points.exceptions import InvalidArgument
+from points.models import ModelRate
+
+MINIMUM_COST = 1
+
+
+@dataclass(frozen=True)
+class Rates:
+    prompt: Decimal
+    completion: Decimal
+
+
+def default_rates() -> Rates:
+    per_token = Decimal(settings.POINTS_PER_TOKEN)
+    return Rates(prompt=per_token, completion=per_token)
+
+
+def rates_for(model: str) -> Rates:
+    """Return the model's rates from the admin's table, else POINTS_PER_TOKEN."""
+    row = ModelRate.objects.filter(model=model).values_list(
+        "prompt_rate", "completion_rate"
+    )
+    for prompt_rate, completion_rate in row:
+        return Rates(prompt=prompt_rate, completion=completion_rate)
+    return default_rates()
+
+
+def _token_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(f"{name} must be a non-negative integer, not {value!r}.")
+    return value
+
+
+def cost_of(*, prompt_tokens: int, completion_tokens: int, rates: Rates) -> int:
+    """Return floor(prompt x rate + completion x rate), and at least one point."""
+    prompt_tokens = _token_count("prompt_tokens", prompt_tokens)
+    completion_tokens = _token_count("completion_tokens", completion_tokens)
+    exact = prompt_tokens * rates.prompt + completion_tokens * rates.completion
+    return max(MINIMUM_COST, int(exact.to_integral_value(rounding=ROUND_FLOOR)))
+
+
+def completion_tokens_affordable(
+    *, points: int, prompt_tokens: int, rates: Rates
+) -> int:
+    """Return how many completion tokens `points` pay for after the prompt."""
+    left = Decimal(points) - prompt_tokens * rates.prompt
+    if left <= 0:
+        return 0
+    return int((left / rates.completion).to_integral_value(rounding=ROUND_FLOOR))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The tokens of one metered request and the rates it is charged at."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    rates: Rates
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cost(self) -> int:
+        return cost_of(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            rates=self.rates,
+        )

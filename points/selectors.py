@@ -1,0 +1,44 @@
+"""Reads of the ledger: balances and history pages."""
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from points.models import Account, Hold, HoldStatus, Transaction
+
+
+def account_for_user(user: object) -> Account:
+    """Return the user's account, opening it (with its bonus) if it is missing."""
+    try:
+        return Account.objects.get(user=user)
+    except Account.DoesNotExist:
+        from points.services import open_account
+
+        return open_account(user=user)
+
+
+def history(
+    account: Account,
+    *,
+    types: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_version: int | None = None,
+) -> QuerySet[Transaction]:
+    """Return the account's ledger rows, newest first, filtered."""
+    rows = Transaction.objects.filter(account=account).order_by("-version")
+    if types:
+        rows = rows.filter(type__in=types)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    if before_version is not None:
+        rows = rows.filter(version__lt=before_version)
+    return rows
+
+
+def open_holds(account: Account) -> QuerySet[Hold]:
+    return Hold.objects.filter(account=account, status=HoldStatus.OPEN).order_by(
+        "expires_at"
+    )

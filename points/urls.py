@@ -1,0 +1,7 @@
+from django.urls import path
+
+from points import views
+
+app_name = "points"
+
+urlpatterns = [path("", views.overview, name="overview")]

@@ -1,0 +1,21 @@
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from points.selectors import account_for_user, history, open_holds
+
+HISTORY_PAGE_SIZE = 20
+
+
+@login_required
+def overview(request: HttpRequest) -> HttpResponse:
+    account = account_for_user(request.user)
+    page = Paginator(history(account), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "points/overview.html",
+        {"account": account, "page": page, "open_holds": open_holds(account)},
+    )
