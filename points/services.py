@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from points.exceptions import (
     HoldExpired,
@@ -44,6 +44,18 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 SIGNUP_BONUS_KEY = "signup-bonus"
 CREDIT_TYPES = {TransactionType.SIGNUP_BONUS, TransactionType.TOP_UP, TransactionType.REFUND}
 DEBIT_TYPES = {TransactionType.CHAT_USAGE}
+
+# Ledger descriptions, rendered in the service's default language when written.
+CREDIT_DESCRIPTIONS = {
+    TransactionType.SIGNUP_BONUS: gettext_noop("Sign-up bonus (%(points)s points)"),
+    TransactionType.TOP_UP: gettext_noop("Points top-up (%(points)s points)"),
+    TransactionType.REFUND: gettext_noop("Refund (%(points)s points)"),
+}
+USAGE_DESCRIPTION = gettext_noop(
+    "Chat usage (tokens: %(total)d, prompt: %(prompt)d, completion: %(completion)d)"
+)
+DEBIT_DESCRIPTION = gettext_noop("Points used (%(points)s points)")
+ADJUSTMENT_DESCRIPTION = gettext_noop("Adjustment by staff: %(reason)s")
 
 
 # Validation -------------------------------------------------------------------
@@ -280,17 +292,12 @@ def grant(
 
 
 def _credit_description(type: str, amount: int) -> str:
-    messages = {
-        TransactionType.SIGNUP_BONUS: "Sign-up bonus (%(points)s points)",
-        TransactionType.TOP_UP: "Points top-up (%(points)s points)",
-        TransactionType.REFUND: "Refund (%(points)s points)",
-    }
-    return _default_language_text(messages[type], points=f"{amount:,}")
+    return _default_language_text(CREDIT_DESCRIPTIONS[type], points=f"{amount:,}")
 
 
 def usage_description(usage: Usage) -> str:
     return _default_language_text(
-        "Chat usage (tokens: %(total)d, prompt: %(prompt)d, completion: %(completion)d)",
+        USAGE_DESCRIPTION,
         total=usage.total_tokens,
         prompt=usage.prompt_tokens,
         completion=usage.completion_tokens,
@@ -328,7 +335,7 @@ def debit(
         description = (
             usage_description(usage)
             if usage is not None
-            else _default_language_text("Points used (%(points)s points)", points=f"{amount:,}")
+            else _default_language_text(DEBIT_DESCRIPTION, points=f"{amount:,}")
         )
     fingerprint = request_hash("debit", amount=amount, type=type, **_usage_fields(usage))
     with transaction.atomic():
@@ -392,9 +399,7 @@ def adjust(
                 type=TransactionType.ADMIN_ADJUSTMENT,
                 amount=delta,
                 now=timezone.now(),
-                description=_default_language_text(
-                    "Adjustment by staff: %(reason)s", reason=reason
-                ),
+                description=_default_language_text(ADJUSTMENT_DESCRIPTION, reason=reason),
                 created_by=by_user,
                 reason=reason,
                 idempotency_key=key,
@@ -491,9 +496,7 @@ def capture_hold(
         description = (
             usage_description(usage)
             if usage is not None
-            else _default_language_text(
-                "Points used (%(points)s points)", points=f"{actual_cost:,}"
-            )
+            else _default_language_text(DEBIT_DESCRIPTION, points=f"{actual_cost:,}")
         )
     with transaction.atomic():
         now = timezone.now()

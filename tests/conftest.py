@@ -1,0 +1,50 @@
+import itertools
+import os
+from collections.abc import Callable
+
+import pytest
+from django.conf import settings
+
+from accounts.models import User
+from accounts.services import register_user
+
+TEST_PASSWORD = "correct-horse-battery-staple"
+_emails = itertools.count(1)
+
+
+def on_postgresql() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if on_postgresql():
+        return
+    # Row locks only exist on PostgreSQL; .ci/run runs these there (REQUIRE_POSTGRES).
+    if os.environ.get("REQUIRE_POSTGRES"):
+        raise pytest.UsageError("REQUIRE_POSTGRES is set but DATABASE_URL is not PostgreSQL")
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (see README)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(email: str | None = None, **extra: object) -> User:
+        return register_user(
+            email=email or f"user{next(_emails)}@example.com",
+            password=TEST_PASSWORD,
+            **extra,
+        )
+
+    return make
+
+
+@pytest.fixture
+def user(make_user: Callable[..., User]) -> User:
+    return make_user()
+
+
+@pytest.fixture
+def staff_user(make_user: Callable[..., User]) -> User:
+    return make_user(is_staff=True, is_superuser=True)
