@@ -101,7 +101,9 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("adjust"))
     def adjust_link(self, account: Account) -> str:
         url = reverse("admin:points_account_adjust", args=[account.pk])
-        return format_html('<a class="button" href="{}">{}</a>', url, _("Adjust balance"))
+        return format_html(
+            '<a class="button" href="{}">{}</a>', url, _("Adjust balance")
+        )
 
     @admin.display(description=_("recent transactions"))
     def recent_transactions(self, account: Account) -> str:
@@ -110,7 +112,13 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "",
             "<tr><td>{}</td><td>{}</td><td>{:+d}</td><td>{}</td><td>{}</td></tr>",
             (
-                (row.created_at, row.get_type_display(), row.amount, row.balance_after, row.description)
+                (
+                    row.created_at,
+                    row.get_type_display(),
+                    row.amount,
+                    row.balance_after,
+                    row.description,
+                )
                 for row in rows
             ),
         )
@@ -129,7 +137,9 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not request.user.has_perm("points.change_account"):
             raise PermissionDenied
-        account = get_object_or_404(Account.objects.select_related("user"), pk=object_id)
+        account = get_object_or_404(
+            Account.objects.select_related("user"), pk=object_id
+        )
         form = AdjustmentForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -156,7 +166,8 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "opts": self.opts,
             "account": account,
             "form": form,
-            "title": _("Adjust the balance of %(email)s") % {"email": account.user.email},
+            "title": _("Adjust the balance of %(email)s")
+            % {"email": account.user.email},
         }
         return TemplateResponse(request, "admin/points/account/adjust.html", context)
 
@@ -181,7 +192,14 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(Hold)
 class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "account", "amount", "captured_amount", "status", "expires_at")
+    list_display = (
+        "created_at",
+        "account",
+        "amount",
+        "captured_amount",
+        "status",
+        "expires_at",
+    )
     list_filter = ("status",)
     list_select_related = ("account__user",)
     search_fields = ("account__user__email",)

@@ -10,7 +10,9 @@ class AdjustmentForm(forms.Form):
         min_value=-MAX_POINTS,
         max_value=MAX_POINTS,
     )
-    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3})
+    )
 
     def clean_delta(self) -> int:
         delta = self.cleaned_data["delta"]

@@ -18,7 +18,8 @@ POSTGRESQL_INSTALL = [
         IF current_setting('{MAINTENANCE_SETTING}', true) = 'on' THEN
             RETURN NULL;
         END IF;
-        RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}' USING ERRCODE = 'integrity_constraint_violation';
+        RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}'
+            USING ERRCODE = 'integrity_constraint_violation';
     END;
     $$ LANGUAGE plpgsql;
     """,

@@ -7,7 +7,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-
 MINIMUM_RATE = Decimal("0.0001")
 
 
@@ -102,7 +101,8 @@ class Transaction(models.Model):
         related_name="capture_transaction",
         verbose_name=_("hold"),
     )
-    idempotency_key = models.CharField(
+    # NULL, not "", for "no key": the unique constraint only covers real keys.
+    idempotency_key = models.CharField(  # noqa: DJ001
         _("idempotency key"), max_length=255, null=True, blank=True
     )
     request_hash = models.CharField(_("request hash"), max_length=64, blank=True)
@@ -165,7 +165,10 @@ class Hold(models.Model):
     """Points reserved for a request in flight. It ends exactly once."""
 
     account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, related_name="holds", verbose_name=_("account")
+        Account,
+        on_delete=models.PROTECT,
+        related_name="holds",
+        verbose_name=_("account"),
     )
     amount = models.BigIntegerField(_("amount"))
     captured_amount = models.BigIntegerField(_("captured amount"), default=0)
@@ -174,7 +177,8 @@ class Hold(models.Model):
     )
     description = models.CharField(_("description"), max_length=255, blank=True)
     expires_at = models.DateTimeField(_("expires at"))
-    idempotency_key = models.CharField(
+    # NULL, not "", for "no key": the unique constraint only covers real keys.
+    idempotency_key = models.CharField(  # noqa: DJ001
         _("idempotency key"), max_length=255, null=True, blank=True
     )
     request_hash = models.CharField(_("request hash"), max_length=64, blank=True)
@@ -230,7 +234,9 @@ class IdempotencyRecord(models.Model):
     transaction = models.ForeignKey(
         Transaction, on_delete=models.PROTECT, null=True, related_name="+"
     )
-    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, related_name="+")
+    hold = models.ForeignKey(
+        Hold, on_delete=models.PROTECT, null=True, related_name="+"
+    )
     refused_available = models.BigIntegerField(null=True)
     refused_required = models.BigIntegerField(null=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -42,7 +42,11 @@ from points.pricing import Usage
 MAX_POINTS = 10**15
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 SIGNUP_BONUS_KEY = "signup-bonus"
-CREDIT_TYPES = {TransactionType.SIGNUP_BONUS, TransactionType.TOP_UP, TransactionType.REFUND}
+CREDIT_TYPES = {
+    TransactionType.SIGNUP_BONUS,
+    TransactionType.TOP_UP,
+    TransactionType.REFUND,
+}
 DEBIT_TYPES = {TransactionType.CHAT_USAGE}
 
 # Ledger descriptions, rendered in the service's default language when written.
@@ -61,7 +65,9 @@ ADJUSTMENT_DESCRIPTION = gettext_noop("Adjustment by staff: %(reason)s")
 # Validation -------------------------------------------------------------------
 
 
-def _require_points(value: object, *, name: str = "amount", signed: bool = False) -> int:
+def _require_points(
+    value: object, *, name: str = "amount", signed: bool = False
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidAmount(
             gettext("%(name)s must be a whole number of points, not %(value)r.")
@@ -98,7 +104,8 @@ def _require_key(key: object) -> str | None:
 def _require_type(value: object, allowed: set[str]) -> str:
     if value not in allowed:
         raise InvalidArgument(
-            gettext("%(value)r is not a transaction type allowed here.") % {"value": value}
+            gettext("%(value)r is not a transaction type allowed here.")
+            % {"value": value}
         )
     return str(value)
 
@@ -137,7 +144,9 @@ def request_hash(operation: str, **fields: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _find_record(account: Account, key: str, fingerprint: str) -> IdempotencyRecord | None:
+def _find_record(
+    account: Account, key: str, fingerprint: str
+) -> IdempotencyRecord | None:
     record = (
         IdempotencyRecord.objects.select_related("transaction", "hold")
         .filter(account=account, key=key)
@@ -337,7 +346,9 @@ def debit(
             if usage is not None
             else _default_language_text(DEBIT_DESCRIPTION, points=f"{amount:,}")
         )
-    fingerprint = request_hash("debit", amount=amount, type=type, **_usage_fields(usage))
+    fingerprint = request_hash(
+        "debit", amount=amount, type=type, **_usage_fields(usage)
+    )
     with transaction.atomic():
         locked = _lock_account(account.pk)
         if key is not None and (record := _find_record(locked, key, fingerprint)):
@@ -383,7 +394,9 @@ def adjust(
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidArgument(gettext("A reason is required for an adjustment."))
     if by_user is None or getattr(by_user, "pk", None) is None:
-        raise InvalidArgument(gettext("An adjustment must name the staff user making it."))
+        raise InvalidArgument(
+            gettext("An adjustment must name the staff user making it.")
+        )
     reason = reason.strip()
     fingerprint = request_hash("adjust", delta=delta, reason=reason, by=by_user.pk)
     with transaction.atomic():
@@ -399,7 +412,9 @@ def adjust(
                 type=TransactionType.ADMIN_ADJUSTMENT,
                 amount=delta,
                 now=timezone.now(),
-                description=_default_language_text(ADJUSTMENT_DESCRIPTION, reason=reason),
+                description=_default_language_text(
+                    ADJUSTMENT_DESCRIPTION, reason=reason
+                ),
                 created_by=by_user,
                 reason=reason,
                 idempotency_key=key,
@@ -425,14 +440,20 @@ def place_hold(
     idempotency_key: str | None = None,
     ttl_seconds: int | None = None,
 ) -> Hold:
-    """Reserve points for a request in flight; they stay in the balance until captured."""
+    """Reserve points for a request in flight, until it is captured or released."""
     _require_account(account)
     amount = _require_points(amount)
     key = _require_key(idempotency_key)
     if ttl_seconds is None:
         ttl_seconds = settings.HOLD_TTL_SECONDS
-    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds < 1:
-        raise InvalidArgument(gettext("A hold needs a lifetime of at least one second."))
+    if (
+        isinstance(ttl_seconds, bool)
+        or not isinstance(ttl_seconds, int)
+        or ttl_seconds < 1
+    ):
+        raise InvalidArgument(
+            gettext("A hold needs a lifetime of at least one second.")
+        )
     fingerprint = request_hash("place_hold", amount=amount)
     with transaction.atomic():
         locked = _lock_account(account.pk)

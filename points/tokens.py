@@ -34,20 +34,20 @@ ENCODING_SPECS: dict[str, dict] = {
         "sha256": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
         "pat_str": "|".join(
             [
-                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",  # noqa: E501
                 r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-                r"""\p{N}{1,3}""",
+                r"""\p{N}{1,3}""",  # noqa: E501
                 r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-                r"""\s*[\r\n]+""",
+                r"""\s*[\r\n]+""",  # noqa: E501
                 r"""\s+(?!\S)""",
-                r"""\s+""",
+                r"""\s+""",  # noqa: E501
             ]
         ),
         "special_tokens": {ENDOFTEXT: 199999, ENDOFPROMPT: 200018},
     },
     "cl100k_base": {
         "sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",  # noqa: E501
         "special_tokens": {
             ENDOFTEXT: 100257,
             FIM_PREFIX: 100258,
@@ -61,7 +61,13 @@ ENCODING_SPECS: dict[str, dict] = {
 DEFAULT_ENCODING = "o200k_base"
 # Model-name prefixes of the older generation that use cl100k_base; everything
 # else (GPT-4o, GPT-4.1, o-series, GPT-5 and open models) is counted with o200k.
-CL100K_PREFIXES = ("gpt-4-", "gpt-3.5", "gpt-35", "text-embedding-ada", "text-embedding-3")
+CL100K_PREFIXES = (
+    "gpt-4-",
+    "gpt-3.5",
+    "gpt-35",
+    "text-embedding-ada",
+    "text-embedding-3",
+)
 CL100K_EXACT = {"gpt-4"}
 
 # OpenAI's cookbook: every message costs 3 tokens of framing, a name 1 more, and

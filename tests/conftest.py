@@ -21,7 +21,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
         return
     # Row locks only exist on PostgreSQL; .ci/run runs these there (REQUIRE_POSTGRES).
     if os.environ.get("REQUIRE_POSTGRES"):
-        raise pytest.UsageError("REQUIRE_POSTGRES is set but DATABASE_URL is not PostgreSQL")
+        raise pytest.UsageError(
+            "REQUIRE_POSTGRES is set but DATABASE_URL is not PostgreSQL"
+        )
     skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (see README)")
     for item in items:
         if "postgres" in item.keywords:

@@ -8,7 +8,8 @@ from tests.conftest import TEST_PASSWORD
 @pytest.mark.django_db
 def test_login_with_email_and_password(client: Client, user) -> None:
     response = client.post(
-        reverse("accounts:login"), {"username": user.email.upper(), "password": TEST_PASSWORD}
+        reverse("accounts:login"),
+        {"username": user.email.upper(), "password": TEST_PASSWORD},
     )
     assert response.status_code == 302
     assert client.get(reverse("points:overview")).status_code == 200
@@ -17,7 +18,8 @@ def test_login_with_email_and_password(client: Client, user) -> None:
 @pytest.mark.django_db
 def test_login_with_wrong_password_shows_message(client: Client, user) -> None:
     response = client.post(
-        reverse("accounts:login"), {"username": user.email, "password": "wrong-password"}
+        reverse("accounts:login"),
+        {"username": user.email, "password": "wrong-password"},
     )
     assert response.status_code == 200
     assert response.context["form"].non_field_errors()

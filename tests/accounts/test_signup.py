@@ -13,7 +13,9 @@ from tests.conftest import TEST_PASSWORD
 User = get_user_model()
 
 
-def signup(client: Client, email: str, password: str = TEST_PASSWORD, again: str | None = None):
+def signup(
+    client: Client, email: str, password: str = TEST_PASSWORD, again: str | None = None
+):
     return client.post(
         reverse("accounts:signup"),
         {"email": email, "password1": password, "password2": again or password},
@@ -34,7 +36,9 @@ def test_signup_creates_user_account_and_bonus_and_signs_in(client: Client) -> N
 
 
 @pytest.mark.django_db
-def test_signup_with_taken_email_shows_message_and_adds_nothing(client: Client, user) -> None:
+def test_signup_with_taken_email_shows_message_and_adds_nothing(
+    client: Client, user
+) -> None:
     response = signup(client, user.email.upper())
 
     assert response.status_code == 200
@@ -90,7 +94,9 @@ def test_createsuperuser_gets_account_and_bonus_once() -> None:
 
 
 @pytest.mark.django_db
-def test_admin_created_user_gets_account_and_bonus_once(client: Client, staff_user) -> None:
+def test_admin_created_user_gets_account_and_bonus_once(
+    client: Client, staff_user
+) -> None:
     client.force_login(staff_user)
     response = client.post(
         reverse("admin:accounts_user_add"),

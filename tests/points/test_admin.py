@@ -19,7 +19,9 @@ def test_admin_adjustment_goes_through_ledger_and_records_staff(
     response = admin_client.post(url, {"delta": "-250", "reason": "Refund reversal"})
 
     assert response.status_code == 302
-    entry = Transaction.objects.get(account=account, type=TransactionType.ADMIN_ADJUSTMENT)
+    entry = Transaction.objects.get(
+        account=account, type=TransactionType.ADMIN_ADJUSTMENT
+    )
     assert (entry.amount, entry.balance_after, entry.created_by, entry.reason) == (
         -250,
         99_750,
@@ -29,9 +31,16 @@ def test_admin_adjustment_goes_through_ledger_and_records_staff(
 
 
 @pytest.mark.parametrize(
-    "payload", [{"delta": "0", "reason": "x"}, {"delta": "5", "reason": "  "}, {"delta": "x", "reason": "y"}]
+    "payload",
+    [
+        {"delta": "0", "reason": "x"},
+        {"delta": "5", "reason": "  "},
+        {"delta": "x", "reason": "y"},
+    ],
 )
-def test_admin_adjustment_rejects_bad_input(admin_client: Client, account: Account, payload) -> None:
+def test_admin_adjustment_rejects_bad_input(
+    admin_client: Client, account: Account, payload
+) -> None:
     url = reverse("admin:points_account_adjust", args=[account.pk])
 
     response = admin_client.post(url, payload)
@@ -41,7 +50,9 @@ def test_admin_adjustment_rejects_bad_input(admin_client: Client, account: Accou
     assert account.transactions.count() == 1
 
 
-def test_admin_adjustment_beyond_available_shows_error(admin_client: Client, account: Account) -> None:
+def test_admin_adjustment_beyond_available_shows_error(
+    admin_client: Client, account: Account
+) -> None:
     url = reverse("admin:points_account_adjust", args=[account.pk])
 
     response = admin_client.post(url, {"delta": "-100001", "reason": "too much"})
@@ -59,8 +70,12 @@ def test_admin_adjustment_needs_staff(client: Client, account: Account, user) ->
     assert account.transactions.count() == 1
 
 
-def test_admin_account_pages_show_figures_read_only(admin_client: Client, account: Account) -> None:
-    listing = admin_client.get(reverse("admin:points_account_changelist"), {"q": account.user.email})
+def test_admin_account_pages_show_figures_read_only(
+    admin_client: Client, account: Account
+) -> None:
+    listing = admin_client.get(
+        reverse("admin:points_account_changelist"), {"q": account.user.email}
+    )
     page = admin_client.get(reverse("admin:points_account_change", args=[account.pk]))
 
     assert listing.status_code == 200
@@ -70,11 +85,15 @@ def test_admin_account_pages_show_figures_read_only(admin_client: Client, accoun
 
 
 def test_admin_zero_balance_filter(admin_client: Client, account: Account) -> None:
-    response = admin_client.get(reverse("admin:points_account_changelist"), {"balance": "zero"})
+    response = admin_client.get(
+        reverse("admin:points_account_changelist"), {"balance": "zero"}
+    )
     assert list(response.context["cl"].queryset) == []
 
 
-def test_admin_transactions_cannot_be_changed_or_deleted(admin_client: Client, account: Account) -> None:
+def test_admin_transactions_cannot_be_changed_or_deleted(
+    admin_client: Client, account: Account
+) -> None:
     row = account.transactions.get()
     change = admin_client.post(
         reverse("admin:points_transaction_change", args=[row.pk]), {"amount": "1"}

@@ -15,7 +15,9 @@ def run_audit() -> str:
     return out.getvalue()
 
 
-def test_points_audit_passes_on_consistent_ledger(account: Account, staff_user: User) -> None:
+def test_points_audit_passes_on_consistent_ledger(
+    account: Account, staff_user: User
+) -> None:
     services.grant(account=account, amount=10)
     hold = services.place_hold(account=account, amount=500)
     services.capture_hold(hold=hold, actual_cost=77)
@@ -25,7 +27,9 @@ def test_points_audit_passes_on_consistent_ledger(account: Account, staff_user: 
     assert "clean" in run_audit()
 
 
-def test_points_audit_names_account_whose_balance_drifted(account: Account, make_user) -> None:
+def test_points_audit_names_account_whose_balance_drifted(
+    account: Account, make_user
+) -> None:
     make_user()
     # Corruption simulated behind the services' back, as a bad deploy might.
     Account.objects.filter(pk=account.pk).update(balance=99_999)

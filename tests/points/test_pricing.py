@@ -17,7 +17,14 @@ TWO = Rates(prompt=Decimal(2), completion=Decimal(2))
 def test_cost_of_matches_seed_examples_with_default_rates(
     db: None, prompt: int, completion: int, points: int
 ) -> None:
-    assert cost_of(prompt_tokens=prompt, completion_tokens=completion, rates=rates_for("gpt-4o")) == points
+    assert (
+        cost_of(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            rates=rates_for("gpt-4o"),
+        )
+        == points
+    )
 
 
 def test_cost_of_rounds_down() -> None:
@@ -37,7 +44,9 @@ def test_cost_of_rejects_bad_token_counts(tokens: object) -> None:
 
 
 def test_rates_for_uses_admin_table(db: None) -> None:
-    ModelRate.objects.create(model="gpt-4o", prompt_rate=Decimal("1.5"), completion_rate=Decimal("4"))
+    ModelRate.objects.create(
+        model="gpt-4o", prompt_rate=Decimal("1.5"), completion_rate=Decimal("4")
+    )
     assert rates_for("gpt-4o") == Rates(prompt=Decimal("1.5"), completion=Decimal("4"))
     assert rates_for("other") == TWO
 
@@ -48,14 +57,18 @@ def test_rates_for_falls_back_to_points_per_token(db: None, settings) -> None:
 
 
 @pytest.mark.parametrize("rate", [Decimal(0), Decimal("-1")])
-def test_model_rate_rejects_non_positive_rate_in_validation(db: None, rate: Decimal) -> None:
+def test_model_rate_rejects_non_positive_rate_in_validation(
+    db: None, rate: Decimal
+) -> None:
     with pytest.raises(ValidationError):
         ModelRate(model="m", prompt_rate=rate, completion_rate=Decimal(1)).full_clean()
 
 
 def test_model_rate_rejects_non_positive_rate_in_database(db: None) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
-        ModelRate.objects.create(model="m", prompt_rate=Decimal(0), completion_rate=Decimal(1))
+        ModelRate.objects.create(
+            model="m", prompt_rate=Decimal(0), completion_rate=Decimal(1)
+        )
 
 
 def test_completion_tokens_affordable_after_prompt() -> None:

@@ -66,7 +66,11 @@ def test_grant_adds_points_and_writes_row(account: Account) -> None:
 
     account = fresh(account)
     assert (entry.amount, entry.balance_after, entry.version) == (250, 100_250, 2)
-    assert (account.balance, account.total_earned, account.version) == (100_250, 100_250, 2)
+    assert (account.balance, account.total_earned, account.version) == (
+        100_250,
+        100_250,
+        2,
+    )
 
 
 def test_grant_repeated_with_same_key_returns_first_row(account: Account) -> None:
@@ -117,7 +121,11 @@ def test_debit_takes_points_and_records_usage(account: Account) -> None:
 
     account = fresh(account)
     assert (entry.amount, entry.balance_after) == (-154, 99_846)
-    assert (entry.prompt_tokens, entry.completion_tokens, entry.total_tokens) == (44, 33, 77)
+    assert (entry.prompt_tokens, entry.completion_tokens, entry.total_tokens) == (
+        44,
+        33,
+        77,
+    )
     assert (account.total_spent, account.version) == (154, 2)
 
 
@@ -179,7 +187,9 @@ def test_idempotency_key_used_by_other_operation_conflicts(account: Account) -> 
 # adjust -------------------------------------------------------------------------
 
 
-def test_adjust_records_staff_user_and_reason(account: Account, staff_user: User) -> None:
+def test_adjust_records_staff_user_and_reason(
+    account: Account, staff_user: User
+) -> None:
     entry = services.adjust(
         account=account, delta=-500, reason="Duplicate bonus", by_user=staff_user
     )
@@ -192,14 +202,18 @@ def test_adjust_records_staff_user_and_reason(account: Account, staff_user: User
     assert (entry.created_by, entry.reason) == (staff_user, "Duplicate bonus")
 
 
-def test_adjust_cannot_take_more_than_available(account: Account, staff_user: User) -> None:
+def test_adjust_cannot_take_more_than_available(
+    account: Account, staff_user: User
+) -> None:
     with pytest.raises(InsufficientPoints):
         services.adjust(account=account, delta=-100_001, reason="x", by_user=staff_user)
     assert fresh(account).balance == 100_000
 
 
 @pytest.mark.parametrize("reason", ["", "   ", None])
-def test_adjust_requires_reason(account: Account, staff_user: User, reason: object) -> None:
+def test_adjust_requires_reason(
+    account: Account, staff_user: User, reason: object
+) -> None:
     with pytest.raises(InvalidArgument):
         services.adjust(account=account, delta=5, reason=reason, by_user=staff_user)
     assert ledger_rows(account) == 1
@@ -211,7 +225,9 @@ def test_adjust_requires_staff_user(account: Account) -> None:
 
 
 @pytest.mark.parametrize("delta", [0, 2.5, False, "1"])
-def test_adjust_rejects_bad_delta(account: Account, staff_user: User, delta: object) -> None:
+def test_adjust_rejects_bad_delta(
+    account: Account, staff_user: User, delta: object
+) -> None:
     with pytest.raises(InvalidAmount):
         services.adjust(account=account, delta=delta, reason="x", by_user=staff_user)
 
@@ -220,15 +236,27 @@ def test_adjust_repeated_with_same_key_applies_once(
     account: Account, staff_user: User
 ) -> None:
     first = services.adjust(
-        account=account, delta=7, reason="goodwill", by_user=staff_user, idempotency_key="a"
+        account=account,
+        delta=7,
+        reason="goodwill",
+        by_user=staff_user,
+        idempotency_key="a",
     )
     again = services.adjust(
-        account=account, delta=7, reason="goodwill", by_user=staff_user, idempotency_key="a"
+        account=account,
+        delta=7,
+        reason="goodwill",
+        by_user=staff_user,
+        idempotency_key="a",
     )
     assert again.pk == first.pk
     with pytest.raises(IdempotencyConflict):
         services.adjust(
-            account=account, delta=8, reason="goodwill", by_user=staff_user, idempotency_key="a"
+            account=account,
+            delta=8,
+            reason="goodwill",
+            by_user=staff_user,
+            idempotency_key="a",
         )
     assert fresh(account).balance == 100_007
 
@@ -240,7 +268,11 @@ def test_place_hold_reserves_points_without_ledger_row(account: Account) -> None
     hold = services.place_hold(account=account, amount=1_000)
 
     account = fresh(account)
-    assert (account.balance, account.held, account.available) == (100_000, 1_000, 99_000)
+    assert (account.balance, account.held, account.available) == (
+        100_000,
+        1_000,
+        99_000,
+    )
     assert hold.status == HoldStatus.OPEN
     assert ledger_rows(account) == 1
 
@@ -352,9 +384,9 @@ def test_capture_expired_hold_fails(account: Account) -> None:
 def test_capture_overdue_hold_fails_before_expirer_runs(account: Account) -> None:
     hold = services.place_hold(account=account, amount=100, ttl_seconds=60)
 
-    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
-        with pytest.raises(HoldExpired):
-            services.capture_hold(hold=hold, actual_cost=10)
+    later = timezone.now() + timedelta(seconds=61)
+    with time_machine.travel(later), pytest.raises(HoldExpired):
+        services.capture_hold(hold=hold, actual_cost=10)
     assert fresh(account).balance == 100_000
 
 

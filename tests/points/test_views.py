@@ -5,7 +5,9 @@ from points import services
 from points.models import Account
 
 
-def test_points_page_shows_balance_and_newest_history_first(client: Client, account: Account) -> None:
+def test_points_page_shows_balance_and_newest_history_first(
+    client: Client, account: Account
+) -> None:
     services.grant(account=account, amount=1234)
     client.force_login(account.user)
 
@@ -28,7 +30,9 @@ def test_points_page_paginates_history(client: Client, account: Account) -> None
     assert second.context["page"].object_list[5].amount == 100_000
 
 
-def test_points_page_query_count_is_fixed(client: Client, account: Account, django_assert_max_num_queries) -> None:
+def test_points_page_query_count_is_fixed(
+    client: Client, account: Account, django_assert_max_num_queries
+) -> None:
     for _ in range(30):
         services.grant(account=account, amount=1)
     client.force_login(account.user)

@@ -13,7 +13,10 @@ SEED_INSUFFICIENT = "포인트가 부족합니다. 포인트를 충전해주세�
 
 
 def test_signup_bonus_row_uses_seed_wording(account: Account) -> None:
-    assert account.transactions.get().description == "신규 회원가입 보너스 (100,000 포인트)"
+    assert (
+        account.transactions.get().description
+        == "신규 회원가입 보너스 (100,000 포인트)"
+    )
 
 
 def test_chat_usage_row_uses_seed_wording(account: Account) -> None:
@@ -33,7 +36,9 @@ def test_ledger_rows_are_written_in_default_language_whatever_is_active(
     assert entry.description == "포인트 충전 (1,000 포인트)"
 
 
-def test_insufficient_points_message_is_korean_by_default_and_english_on_request() -> None:
+def test_insufficient_points_message_is_korean_by_default_and_english_on_request() -> (
+    None
+):
     with translation.override("ko"):
         assert str(INSUFFICIENT_POINTS_MESSAGE) == SEED_INSUFFICIENT
     with translation.override("en"):

@@ -5,7 +5,9 @@ from points.models import Account
 
 
 class Command(BaseCommand):
-    help = "Check every account against its ledger rows; exit 1 naming each that is off."
+    help = (
+        "Check every account against its ledger rows; exit 1 naming each that is off."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         problems = audit_accounts()
