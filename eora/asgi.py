@@ -7,3 +7,8 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eora.settings")
 
 application = get_asgi_application()
+
+# Load the token encodings before the first request, not during it.
+from points.tokens import warm_up  # noqa: E402
+
+warm_up()

@@ -134,7 +134,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "points:overview"
+LOGIN_REDIRECT_URL = "chat:index"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
 LANGUAGE_CODE = "ko"
@@ -175,3 +175,22 @@ LOGGING = {
 SIGNUP_BONUS_POINTS = env_int("SIGNUP_BONUS_POINTS", 100_000, minimum=0)
 POINTS_PER_TOKEN = env_decimal("POINTS_PER_TOKEN", "2")
 HOLD_TTL_SECONDS = env_int("HOLD_TTL_SECONDS", 900, minimum=1)
+
+# Chat and the model provider.
+LLM_PROVIDER = env_str("LLM_PROVIDER", "demo")
+LLM_BASE_URL = env_str("LLM_BASE_URL", "https://api.openai.com/v1")
+LLM_API_KEY = env_str("LLM_API_KEY", "")
+LLM_MODELS = env_list(
+    "LLM_MODELS", "eora-demo" if LLM_PROVIDER == "demo" else "gpt-4o-mini"
+)
+LLM_TIMEOUT = env_int("LLM_TIMEOUT", 60, minimum=1)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0)
+LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 128_000, minimum=256)
+DEMO_STREAM_DELAY_MS = env_int("DEMO_STREAM_DELAY_MS", 25, minimum=0)
+CHAT_SYSTEM_PROMPT = env_str(
+    "CHAT_SYSTEM_PROMPT",
+    "You are EORA, a helpful assistant. Answer in the language of the question.",
+)
+CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 8000, minimum=1)
+CHAT_MAX_COMPLETION_TOKENS = env_int("CHAT_MAX_COMPLETION_TOKENS", 1024, minimum=1)
+CHAT_MIN_COMPLETION_TOKENS = env_int("CHAT_MIN_COMPLETION_TOKENS", 16, minimum=1)

@@ -2,21 +2,14 @@
 
 from django.utils.translation import gettext_lazy as _
 
+from eora.errors import ServiceError
+
 INSUFFICIENT_POINTS_MESSAGE = _("Not enough points. Please top up your points.")
 
 
-class PointsError(Exception):
+class PointsError(ServiceError):
     code = "points_error"
-    status_code = 400
     default_message = _("The points request could not be completed.")
-
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message if message is not None else self.default_message
-        super().__init__(str(self.message))
-
-    def details(self) -> dict[str, object]:
-        """Return the data a client needs besides the message and code."""
-        return {}
 
 
 class InvalidAmount(PointsError):

@@ -438,9 +438,15 @@ def place_hold(
     amount: int,
     description: str = "",
     idempotency_key: str | None = None,
+    request_fingerprint: str | None = None,
     ttl_seconds: int | None = None,
 ) -> Hold:
-    """Reserve points for a request in flight, until it is captured or released."""
+    """Reserve points for a request in flight, until it is captured or released.
+
+    With `request_fingerprint` the caller says what makes two requests the same
+    (a chat turn's body, whose hold amount depends on the balance); otherwise the
+    amount does. A repeat returns the first hold with `replayed` set.
+    """
     _require_account(account)
     amount = _require_points(amount)
     key = _require_key(idempotency_key)
@@ -454,11 +460,16 @@ def place_hold(
         raise InvalidArgument(
             gettext("A hold needs a lifetime of at least one second.")
         )
-    fingerprint = request_hash("place_hold", amount=amount)
+    fingerprint = (
+        request_hash("place_hold", request=request_fingerprint)
+        if request_fingerprint is not None
+        else request_hash("place_hold", amount=amount)
+    )
     with transaction.atomic():
         locked = _lock_account(account.pk)
         if key is not None and (record := _find_record(locked, key, fingerprint)):
             _replay_refusal(record)
+            record.hold.replayed = True
             return record.hold
         now = timezone.now()
         if locked.held > 0:
@@ -565,12 +576,14 @@ def release_hold(*, hold: Hold) -> Hold:
     return locked
 
 
-def expire_holds(*, now: datetime | None = None) -> int:
-    """End every open hold past its expiry; return how many ended."""
+def expire_holds(*, now: datetime | None = None, account: Account | None = None) -> int:
+    """End every open hold past its expiry (of one account, if given); count them."""
     now = now or timezone.now()
+    overdue = Hold.objects.filter(status=HoldStatus.OPEN, expires_at__lte=now)
+    if account is not None:
+        overdue = overdue.filter(account=account)
     account_ids = (
-        Hold.objects.filter(status=HoldStatus.OPEN, expires_at__lte=now)
-        .order_by("account_id")
+        overdue.order_by("account_id")
         .values_list("account_id", flat=True)
         .distinct()
     )

@@ -133,6 +133,12 @@ def get_encoding(name: str) -> tiktoken.Encoding | None:
         return None
 
 
+def warm_up() -> None:
+    """Load every bundled encoding now, so that no request pays for it."""
+    for name in ENCODING_SPECS:
+        get_encoding(name)
+
+
 def encoding_name_for(model: str) -> str:
     name = model.lower().split("/")[-1]
     if name in CL100K_EXACT or name.startswith(CL100K_PREFIXES):

@@ -1,0 +1,167 @@
+"""POST /api/chat: one metered chat turn, as JSON or as server-sent events."""
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt
+
+from chat.providers import get_provider
+from chat.services import PreparedTurn, TurnRequest, TurnResult, prepare_turn
+from chat.streaming import Delta, Failed, Finished, TurnEvent, stream_turn
+from eora.api_auth import authenticate
+from eora.errors import ServiceError
+from eora.http import InvalidRequest, error_response, json_object
+
+CHAT_FIELDS = {"session_id", "message", "model", "stream"}
+
+
+class MethodNotAllowed(ServiceError):
+    code = "method_not_allowed"
+    status_code = 405
+    default_message = _("Method not allowed.")
+
+
+def points_info(result: TurnResult) -> dict[str, Any]:
+    return {
+        "deducted": result.points_charged,
+        "remaining": result.remaining,
+        "token_usage": {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "total_tokens": result.total_tokens,
+        },
+    }
+
+
+def result_body(result: TurnResult) -> dict[str, Any]:
+    return {
+        "success": True,
+        "response": result.text,
+        "session_id": str(result.conversation_id) if result.conversation_id else None,
+        "model": result.model,
+        "status": result.status,
+        "points_info": points_info(result),
+    }
+
+
+def parse_chat_request(body: dict[str, Any], request: HttpRequest, user) -> TurnRequest:
+    session_id = body.get("session_id")
+    if session_id is not None and not isinstance(session_id, str | int):
+        raise InvalidRequest(_("session_id must be a string."))
+    message = body.get("message")
+    if not isinstance(message, str):
+        raise InvalidRequest(_("message is required and must be a string."))
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest(_("model must be a string."))
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise InvalidRequest(_("stream must be true or false."))
+    key = request.headers.get("Idempotency-Key")
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {"session_id": session_id, "message": message, "model": model},
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
+    return TurnRequest(
+        user=user,
+        message=message,
+        model=model,
+        conversation_id=session_id or None,
+        idempotency_key=key,
+        fingerprint=fingerprint,
+    )
+
+
+def wants_stream(body: dict[str, Any], request: HttpRequest) -> bool:
+    if "stream" in body:
+        return body["stream"]
+    return "text/event-stream" in request.headers.get("Accept", "")
+
+
+def server_timing(timings: dict[str, float]) -> str:
+    return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in timings.items())
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def sse_for(event: TurnEvent, turn: PreparedTurn) -> bytes:
+    if isinstance(event, Delta):
+        return sse("delta", {"text": event.text})
+    if isinstance(event, Finished):
+        return sse(
+            "done",
+            {**result_body(event.result), "timing": server_timing(turn.timings)},
+        )
+    return sse("error", {"success": False, "error": str(event.error.message), "code": event.error.code})
+
+
+@csrf_exempt  # CSRF is enforced in `authenticate` for session-authenticated calls.
+async def chat(request: HttpRequest) -> HttpResponse:
+    try:
+        if request.method != "POST":
+            raise MethodNotAllowed()
+        user = await authenticate(request)
+        body = json_object(request)
+        turn_request = parse_chat_request(body, request, user)
+        streaming = wants_stream(body, request)
+        prepared = await sync_to_async(prepare_turn)(turn_request)
+    except ServiceError as error:
+        return error_response(error)
+    if isinstance(prepared, TurnResult):
+        return JsonResponse(result_body(prepared))
+    if streaming:
+        return await _streaming_response(prepared)
+    return await _json_response(prepared)
+
+
+async def _json_response(turn: PreparedTurn) -> HttpResponse:
+    started = time.perf_counter()
+    async with aclosing(stream_turn(turn, get_provider(), incremental=False)) as events:
+        async for event in events:
+            if isinstance(event, Failed):
+                return error_response(event.error)
+            if isinstance(event, Finished):
+                turn.timings["model"] = (
+                    time.perf_counter() - started - turn.timings.get("settle", 0)
+                )
+                response = JsonResponse(result_body(event.result))
+                response["Server-Timing"] = server_timing(turn.timings)
+                return response
+    raise RuntimeError("stream_turn ended without an outcome")
+
+
+async def _streaming_response(turn: PreparedTurn) -> HttpResponse:
+    events = stream_turn(turn, get_provider())
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    if isinstance(first, Failed):
+        await events.aclose()
+        return error_response(first.error)
+
+    async def body() -> AsyncIterator[bytes]:
+        async with aclosing(events):
+            event = first
+            while True:
+                yield sse_for(event, turn)
+                if not isinstance(event, Delta):
+                    return
+                event = await anext(events)
+
+    response = StreamingHttpResponse(body(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    response["Server-Timing"] = server_timing(turn.timings)
+    return response

@@ -1,0 +1,64 @@
+"""Chat errors; like the ledger's, each has a stable code and an HTTP status."""
+
+from django.utils.translation import gettext_lazy as _
+
+from eora.errors import ServiceError
+
+
+class ChatError(ServiceError):
+    code = "chat_error"
+
+
+class InvalidMessage(ChatError):
+    code = "invalid_message"
+    default_message = _("The message must not be empty.")
+
+
+class MessageTooLong(ChatError):
+    code = "message_too_long"
+    default_message = _("The message is too long.")
+
+
+class ContextTooLong(ChatError):
+    code = "context_length_exceeded"
+    default_message = _("The conversation does not fit in the model's context.")
+
+
+class UnknownModel(ChatError):
+    code = "model_not_found"
+    status_code = 404
+    default_message = _("This model is not available.")
+
+
+class ConversationNotFound(ChatError):
+    code = "conversation_not_found"
+    status_code = 404
+    default_message = _("Conversation not found.")
+
+
+class TurnInProgress(ChatError):
+    code = "request_in_progress"
+    status_code = 409
+    default_message = _("A request with this idempotency key is still in progress.")
+
+
+class ProviderError(ChatError):
+    code = "provider_error"
+    status_code = 502
+    default_message = _(
+        "The AI model could not answer. No points were charged; please try again."
+    )
+
+    def __init__(self, message: str | None = None, *, upstream_status: int | None = None):
+        self.upstream_status = upstream_status
+        super().__init__(message)
+
+    def details(self) -> dict[str, object]:
+        return {"upstream_status": self.upstream_status} if self.upstream_status else {}
+
+
+class ProviderTimeout(ProviderError):
+    code = "provider_timeout"
+    default_message = _(
+        "The AI model took too long to answer. No points were charged; please try again."
+    )

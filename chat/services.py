@@ -1,0 +1,375 @@
+"""One chat turn: validate, reserve, (generate elsewhere), settle or fail.
+
+The turn is two short database transactions around the model's generation, which
+runs outside any transaction (`chat.streaming.stream_turn`): `prepare_turn` places
+a hold for the most the turn may cost; `settle_turn` saves the messages and
+captures the hold at the real cost in one transaction; `fail_turn` releases it.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from accounts.models import User
+from chat.exceptions import (
+    ContextTooLong,
+    ConversationNotFound,
+    InvalidMessage,
+    MessageTooLong,
+    ProviderError,
+    TurnInProgress,
+    UnknownModel,
+)
+from chat.models import Conversation, Message, MessageRole, MessageStatus
+from chat.providers import ProviderUsage
+from points import services as ledger
+from points.exceptions import (
+    HoldExpired,
+    HoldNotOpen,
+    IdempotencyConflict,
+    InsufficientPoints,
+)
+from points.models import Account, Hold, HoldStatus
+from points.pricing import Rates, Usage, completion_tokens_affordable, cost_of, rates_for
+from points.selectors import account_for_user, idempotency_record
+from points.tokens import count_chat_tokens, count_tokens
+
+logger = logging.getLogger(__name__)
+
+CHAT_KEY_PREFIX = "chat:"
+TITLE_LENGTH = 60
+
+
+@dataclass
+class TurnRequest:
+    user: User
+    message: str
+    model: str | None = None
+    conversation_id: UUID | str | None = None
+    # Whether the turn is kept as a conversation (the OpenAI-compatible endpoint
+    # passes its own messages and stores nothing by default).
+    store: bool = True
+    history: list[dict[str, str]] | None = None
+    max_completion_tokens: int | None = None
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass
+class TurnResult:
+    text: str
+    status: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    points_charged: int
+    remaining: int
+    conversation_id: UUID | None
+    message_id: int | None
+    transaction_id: int | None
+    usage_source: str = "counted"
+    uncharged_points: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class PreparedTurn:
+    request: TurnRequest
+    account: Account
+    conversation: Conversation | None
+    model: str
+    rates: Rates
+    messages: list[dict[str, str]]
+    prompt_tokens: int
+    completion_limit: int
+    hold: Hold
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def available_models() -> list[str]:
+    return list(settings.LLM_MODELS)
+
+
+def _clean_message(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidMessage()
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    if len(text) > limit:
+        raise MessageTooLong(
+            gettext("The message is longer than %(limit)d characters.") % {"limit": limit}
+        )
+    return text.strip()
+
+
+def _find_conversation(user: User, conversation_id: UUID | str | None) -> Conversation | None:
+    if conversation_id is None:
+        return None
+    try:
+        return Conversation.objects.get(pk=UUID(str(conversation_id)), owner=user)
+    except (ValueError, Conversation.DoesNotExist) as error:
+        raise ConversationNotFound() from error
+
+
+def _earlier_messages(conversation: Conversation | None) -> list[dict[str, str]]:
+    if conversation is None:
+        return []
+    rows = conversation.messages.exclude(status=MessageStatus.FAILED).values_list(
+        "role", "content"
+    )
+    return [{"role": role, "content": content} for role, content in rows]
+
+
+def _fit_context(
+    system: list[dict[str, str]],
+    earlier: list[dict[str, str]],
+    new: dict[str, str],
+    model: str,
+    completion_limit: int,
+) -> tuple[list[dict[str, str]], int]:
+    """Drop the oldest earlier messages until the prompt and answer fit the context."""
+    fixed = count_chat_tokens([*system, new], model)
+    costs = [count_chat_tokens([message], model) - count_chat_tokens([], model) for message in earlier]
+    total = fixed + sum(costs)
+    budget = settings.LLM_CONTEXT_TOKENS - completion_limit
+    start = 0
+    while total > budget and start < len(earlier):
+        total -= costs[start]
+        start += 1
+    if total > budget:
+        raise ContextTooLong()
+    return [*system, *earlier[start:], new], total
+
+
+def _chat_key(key: str | None) -> str | None:
+    return None if key is None else CHAT_KEY_PREFIX + key
+
+
+def replay_result(hold: Hold) -> TurnResult:
+    """Return the first outcome of a turn whose idempotency key is used again."""
+    if hold.status == HoldStatus.OPEN:
+        raise TurnInProgress()
+    if hold.status != HoldStatus.CAPTURED:
+        raise ProviderError()
+    answer = Message.objects.select_related("transaction").get(transaction__hold=hold)
+    return _result_from_answer(answer, answer.transaction.balance_after)
+
+
+def _result_from_answer(answer: Message, remaining: int) -> TurnResult:
+    entry = answer.transaction
+    return TurnResult(
+        text=answer.content,
+        status=answer.status,
+        model=answer.model,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
+        points_charged=answer.points_charged,
+        remaining=remaining,
+        conversation_id=answer.conversation_id,
+        message_id=answer.pk,
+        transaction_id=entry.pk if entry else None,
+        uncharged_points=entry.uncharged_points if entry else 0,
+    )
+
+
+def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
+    """Validate the turn and reserve its most expensive outcome.
+
+    Returns the first result instead when the idempotency key was used before.
+    Raises a 4xx `ServiceError` (nothing written) when the turn cannot start.
+    """
+    started = time.perf_counter()
+    text = _clean_message(request.message)
+    model = request.model or available_models()[0]
+    if model not in available_models():
+        raise UnknownModel(gettext("The model %(model)s is not available.") % {"model": model})
+    conversation = _find_conversation(request.user, request.conversation_id)
+    account = account_for_user(request.user)
+    key = _chat_key(request.idempotency_key)
+    if key is not None:
+        record = idempotency_record(account, key)
+        if record is not None:
+            fingerprint = ledger.request_hash("place_hold", request=request.fingerprint)
+            if record.request_hash != fingerprint:
+                raise IdempotencyConflict()
+            if record.refused_required is not None:
+                raise InsufficientPoints(
+                    available=record.refused_available, required=record.refused_required
+                )
+            return replay_result(record.hold)
+
+    limit = min(
+        request.max_completion_tokens or settings.CHAT_MAX_COMPLETION_TOKENS,
+        settings.CHAT_MAX_COMPLETION_TOKENS,
+    )
+    system = [{"role": "system", "content": settings.CHAT_SYSTEM_PROMPT}]
+    earlier = request.history if request.history is not None else _earlier_messages(conversation)
+    if request.history is not None:
+        system = []
+    messages, prompt_tokens = _fit_context(
+        system, earlier, {"role": "user", "content": text}, model, limit
+    )
+    rates = rates_for(model)
+    counted = time.perf_counter()
+
+    if account.held:
+        ledger.expire_holds(account=account)
+        account.refresh_from_db()
+    available = account.available
+    minimum = min(settings.CHAT_MIN_COMPLETION_TOKENS, limit)
+    if cost_of(prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates) > available:
+        limit = completion_tokens_affordable(
+            points=available, prompt_tokens=prompt_tokens, rates=rates
+        )
+        if limit < minimum:
+            raise InsufficientPoints(
+                available=available,
+                required=cost_of(
+                    prompt_tokens=prompt_tokens, completion_tokens=minimum, rates=rates
+                ),
+            )
+    hold = ledger.place_hold(
+        account=account,
+        amount=cost_of(prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates),
+        description=gettext("Chat turn"),
+        idempotency_key=key,
+        request_fingerprint=request.fingerprint if key else None,
+    )
+    if hold.replayed:
+        return replay_result(hold)
+    held = time.perf_counter()
+    return PreparedTurn(
+        request=request,
+        account=account,
+        conversation=conversation,
+        model=model,
+        rates=rates,
+        messages=messages,
+        prompt_tokens=prompt_tokens,
+        completion_limit=limit,
+        hold=hold,
+        timings={"count": counted - started, "hold": held - counted},
+    )
+
+
+def _save_user_message(turn: PreparedTurn, status: str, now) -> Conversation | None:
+    if not turn.request.store:
+        return None
+    conversation = turn.conversation
+    text = turn.request.message.strip()
+    if conversation is None:
+        conversation = Conversation.objects.create(
+            owner=turn.request.user, title=text[:TITLE_LENGTH], created_at=now, updated_at=now
+        )
+        turn.conversation = conversation
+    else:
+        if not conversation.title:
+            conversation.title = text[:TITLE_LENGTH]
+        conversation.updated_at = now
+        conversation.save(update_fields=["title", "updated_at"])
+    Message.objects.create(
+        conversation=conversation,
+        role=MessageRole.USER,
+        content=text,
+        model=turn.model,
+        status=status,
+        hold=turn.hold,
+        created_at=now,
+    )
+    return conversation
+
+
+def settle_turn(
+    turn: PreparedTurn, *, text: str, usage: ProviderUsage | None, dropped: bool = False
+) -> TurnResult:
+    """Save the messages and charge the turn, together or not at all."""
+    started = time.perf_counter()
+    if usage is not None and not dropped:
+        metered = Usage(usage.prompt_tokens, usage.completion_tokens, turn.model, turn.rates)
+        source = "provider"
+    else:
+        metered = Usage(turn.prompt_tokens, count_tokens(text, turn.model), turn.model, turn.rates)
+        source = "counted"
+    status = MessageStatus.PARTIAL if dropped else MessageStatus.COMPLETE
+    with transaction.atomic():
+        now = timezone.now()
+        conversation = _save_user_message(turn, status, now)
+        try:
+            entry = ledger.capture_hold(hold=turn.hold, actual_cost=metered.cost, usage=metered)
+        except HoldExpired:
+            # The turn outlived its hold; charge what is still available instead.
+            entry = _charge_after_expiry(turn, metered)
+        answer = None
+        if conversation is not None:
+            answer = Message.objects.create(
+                conversation=conversation,
+                role=MessageRole.ASSISTANT,
+                content=text,
+                model=turn.model,
+                status=status,
+                prompt_tokens=metered.prompt_tokens,
+                completion_tokens=metered.completion_tokens,
+                points_charged=-entry.amount if entry else 0,
+                transaction=entry,
+                created_at=now,
+            )
+    turn.timings["settle"] = time.perf_counter() - started
+    return TurnResult(
+        text=text,
+        status=status,
+        model=turn.model,
+        prompt_tokens=metered.prompt_tokens,
+        completion_tokens=metered.completion_tokens,
+        points_charged=-entry.amount if entry else 0,
+        remaining=_remaining(turn.account, entry),
+        conversation_id=conversation.pk if conversation else None,
+        message_id=answer.pk if answer else None,
+        transaction_id=entry.pk if entry else None,
+        usage_source=source,
+        uncharged_points=(entry.uncharged_points if entry else metered.cost),
+    )
+
+
+def _remaining(account: Account, entry) -> int:
+    account.refresh_from_db(fields=["balance", "held"])
+    return account.available
+
+
+def _charge_after_expiry(turn: PreparedTurn, metered: Usage):
+    account = Account.objects.get(pk=turn.account.pk)
+    affordable = min(metered.cost, account.available)
+    if affordable <= 0:
+        logger.warning("Chat turn on account %s outlived its hold; nothing charged.", account.pk)
+        return None
+    return ledger.debit(account=account, amount=affordable, usage=metered)
+
+
+def fail_turn(turn: PreparedTurn, error: Exception) -> None:
+    """Release the turn's hold, charge nothing, and keep the question as failed."""
+    with transaction.atomic():
+        try:
+            ledger.release_hold(hold=turn.hold)
+        except HoldNotOpen:
+            pass
+        now = timezone.now()
+        conversation = _save_user_message(turn, MessageStatus.FAILED, now)
+        if conversation is not None:
+            Message.objects.filter(hold=turn.hold).update(
+                error_code=getattr(error, "code", "error")
+            )
+
+
+def release_unstarted_turn(turn: PreparedTurn) -> None:
+    """Release the hold of a turn whose client left before anything was delivered."""
+    try:
+        ledger.release_hold(hold=turn.hold)
+    except HoldNotOpen:
+        pass

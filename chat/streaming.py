@@ -1,0 +1,96 @@
+"""Run a prepared turn against the provider, outside any database transaction.
+
+`stream_turn` is an async generator of events. Whatever ends it (the answer is
+complete, the provider fails, or the consumer stops because the client left) it
+settles the turn exactly once: a complete answer is charged in full, a failure is
+charged nothing, and a dropped stream is charged for the text that was handed to
+the client before it left. A delta counts as delivered once the consumer comes
+back for the next event, which it does only after sending the previous one.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+
+from chat.exceptions import ProviderError
+from chat.providers import Provider, ProviderUsage
+from chat.services import (
+    PreparedTurn,
+    TurnResult,
+    fail_turn,
+    release_unstarted_turn,
+    settle_turn,
+)
+from eora.errors import ServiceError
+
+
+@dataclass(frozen=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: TurnResult
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: ServiceError
+
+
+TurnEvent = Delta | Finished | Failed
+
+
+async def _shielded(work: Awaitable) -> object:
+    # Settlement must finish even if the request task is cancelled meanwhile.
+    return await asyncio.shield(work)
+
+
+async def _settle_dropped(turn: PreparedTurn, delivered: list[str]) -> None:
+    if delivered:
+        await _shielded(
+            sync_to_async(settle_turn)(turn, text="".join(delivered), usage=None, dropped=True)
+        )
+    else:
+        await _shielded(sync_to_async(release_unstarted_turn)(turn))
+
+
+async def stream_turn(
+    turn: PreparedTurn, provider: Provider, *, incremental: bool = True
+) -> AsyncIterator[TurnEvent]:
+    """Yield the turn's deltas, then `Finished` or `Failed`.
+
+    With `incremental=False` the consumer delivers nothing until the end (a plain
+    JSON answer), so a consumer that stops early has delivered nothing.
+    """
+    delivered: list[str] = []
+    usage: ProviderUsage | None = None
+    events = provider.stream(
+        messages=turn.messages, model=turn.model, max_tokens=turn.completion_limit
+    )
+    try:
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, ProviderUsage):
+                    usage = event
+                    continue
+                yield Delta(event)
+                delivered.append(event)
+    except ProviderError as error:
+        await _shielded(sync_to_async(fail_turn)(turn, error))
+        yield Failed(error)
+        return
+    except (GeneratorExit, asyncio.CancelledError):
+        await _settle_dropped(turn, delivered if incremental else [])
+        raise
+    except BaseException as error:
+        await _shielded(sync_to_async(fail_turn)(turn, error))
+        raise
+    result = await _shielded(
+        sync_to_async(settle_turn)(turn, text="".join(delivered), usage=usage)
+    )
+    yield Finished(result)

@@ -1,0 +1,62 @@
+"""The JSON error envelope shared by every API: {"success": false, "error", "code"}."""
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext_lazy as _
+
+from eora.errors import ServiceError
+
+
+class InvalidRequest(ServiceError):
+    code = "invalid_request"
+    default_message = _("The request body is not valid.")
+
+
+class NotAuthenticated(ServiceError):
+    code = "not_authenticated"
+    status_code = 401
+    default_message = _("Authentication credentials were not provided or are invalid.")
+
+
+class PermissionDenied(ServiceError):
+    code = "permission_denied"
+    status_code = 403
+    default_message = _("You do not have permission to perform this action.")
+
+
+class PayloadTooLarge(ServiceError):
+    code = "payload_too_large"
+    status_code = 413
+    default_message = _("The request body is too large.")
+
+
+def error_body(error: ServiceError) -> dict[str, Any]:
+    return {
+        "success": False,
+        "error": str(error.message),
+        "code": error.code,
+        **error.details(),
+    }
+
+
+def error_response(error: ServiceError) -> JsonResponse:
+    return JsonResponse(error_body(error), status=error.status_code)
+
+
+def json_object(request: HttpRequest) -> dict[str, Any]:
+    """Return the request's JSON object body, or raise InvalidRequest saying why."""
+    from django.core.exceptions import RequestDataTooBig
+
+    try:
+        raw = request.body
+    except RequestDataTooBig as error:
+        raise PayloadTooLarge() from error
+    try:
+        body = json.loads(raw or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidRequest(_("The request body is not valid JSON.")) from error
+    if not isinstance(body, dict):
+        raise InvalidRequest(_("The request body must be a JSON object."))
+    return body
