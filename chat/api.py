@@ -87,7 +87,9 @@ def wants_stream(body: dict[str, Any], request: HttpRequest) -> bool:
 
 
 def server_timing(timings: dict[str, float]) -> str:
-    return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in timings.items())
+    return ", ".join(
+        f"{name};dur={seconds * 1000:.2f}" for name, seconds in timings.items()
+    )
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -102,7 +104,10 @@ def sse_for(event: TurnEvent, turn: PreparedTurn) -> bytes:
             "done",
             {**result_body(event.result), "timing": server_timing(turn.timings)},
         )
-    return sse("error", {"success": False, "error": str(event.error.message), "code": event.error.code})
+    return sse(
+        "error",
+        {"success": False, "error": str(event.error.message), "code": event.error.code},
+    )
 
 
 @csrf_exempt  # CSRF is enforced in `authenticate` for session-authenticated calls.

@@ -49,7 +49,9 @@ class ProviderError(ChatError):
         "The AI model could not answer. No points were charged; please try again."
     )
 
-    def __init__(self, message: str | None = None, *, upstream_status: int | None = None):
+    def __init__(
+        self, message: str | None = None, *, upstream_status: int | None = None
+    ):
         self.upstream_status = upstream_status
         super().__init__(message)
 

@@ -66,13 +66,13 @@ ENGLISH_ANSWERS = {
         "watch the points for your question and my answer being counted."
     ),
     "question": (
-        "Good question. You asked about \"{topic}\". I am an offline demo model, "
+        'Good question. You asked about "{topic}". I am an offline demo model, '
         "so I cannot look up real information, but once the operator connects an "
         "OpenAI-compatible model you will get a full answer on this same page. "
         "This answer, too, is metered in prompt and completion tokens."
     ),
     "statement": (
-        "Thanks, I read \"{topic}\". As EORA's offline demo model I cannot analyse "
+        'Thanks, I read "{topic}". As EORA\'s offline demo model I cannot analyse '
         "it in depth; what I show you is how a conversation is counted in tokens "
         "and paid for in points. Tell me more!"
     ),

@@ -36,7 +36,13 @@ from points.exceptions import (
     InsufficientPoints,
 )
 from points.models import Account, Hold, HoldStatus
-from points.pricing import Rates, Usage, completion_tokens_affordable, cost_of, rates_for
+from points.pricing import (
+    Rates,
+    Usage,
+    completion_tokens_affordable,
+    cost_of,
+    rates_for,
+)
 from points.selectors import account_for_user, idempotency_record
 from points.tokens import count_chat_tokens, count_tokens
 
@@ -105,12 +111,15 @@ def _clean_message(text: object) -> str:
     limit = settings.CHAT_MAX_MESSAGE_CHARS
     if len(text) > limit:
         raise MessageTooLong(
-            gettext("The message is longer than %(limit)d characters.") % {"limit": limit}
+            gettext("The message is longer than %(limit)d characters.")
+            % {"limit": limit}
         )
     return text.strip()
 
 
-def _find_conversation(user: User, conversation_id: UUID | str | None) -> Conversation | None:
+def _find_conversation(
+    user: User, conversation_id: UUID | str | None
+) -> Conversation | None:
     if conversation_id is None:
         return None
     try:
@@ -137,7 +146,10 @@ def _fit_context(
 ) -> tuple[list[dict[str, str]], int]:
     """Drop the oldest earlier messages until the prompt and answer fit the context."""
     fixed = count_chat_tokens([*system, new], model)
-    costs = [count_chat_tokens([message], model) - count_chat_tokens([], model) for message in earlier]
+    costs = [
+        count_chat_tokens([message], model) - count_chat_tokens([], model)
+        for message in earlier
+    ]
     total = fixed + sum(costs)
     budget = settings.LLM_CONTEXT_TOKENS - completion_limit
     start = 0
@@ -190,7 +202,9 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
     text = _clean_message(request.message)
     model = request.model or available_models()[0]
     if model not in available_models():
-        raise UnknownModel(gettext("The model %(model)s is not available.") % {"model": model})
+        raise UnknownModel(
+            gettext("The model %(model)s is not available.") % {"model": model}
+        )
     conversation = _find_conversation(request.user, request.conversation_id)
     account = account_for_user(request.user)
     key = _chat_key(request.idempotency_key)
@@ -211,7 +225,11 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
         settings.CHAT_MAX_COMPLETION_TOKENS,
     )
     system = [{"role": "system", "content": settings.CHAT_SYSTEM_PROMPT}]
-    earlier = request.history if request.history is not None else _earlier_messages(conversation)
+    earlier = (
+        request.history
+        if request.history is not None
+        else _earlier_messages(conversation)
+    )
     if request.history is not None:
         system = []
     messages, prompt_tokens = _fit_context(
@@ -225,7 +243,10 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
         account.refresh_from_db()
     available = account.available
     minimum = min(settings.CHAT_MIN_COMPLETION_TOKENS, limit)
-    if cost_of(prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates) > available:
+    if (
+        cost_of(prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates)
+        > available
+    ):
         limit = completion_tokens_affordable(
             points=available, prompt_tokens=prompt_tokens, rates=rates
         )
@@ -238,7 +259,9 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
             )
     hold = ledger.place_hold(
         account=account,
-        amount=cost_of(prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates),
+        amount=cost_of(
+            prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates
+        ),
         description=gettext("Chat turn"),
         idempotency_key=key,
         request_fingerprint=request.fingerprint if key else None,
@@ -267,7 +290,10 @@ def _save_user_message(turn: PreparedTurn, status: str, now) -> Conversation | N
     text = turn.request.message.strip()
     if conversation is None:
         conversation = Conversation.objects.create(
-            owner=turn.request.user, title=text[:TITLE_LENGTH], created_at=now, updated_at=now
+            owner=turn.request.user,
+            title=text[:TITLE_LENGTH],
+            created_at=now,
+            updated_at=now,
         )
         turn.conversation = conversation
     else:
@@ -293,17 +319,23 @@ def settle_turn(
     """Save the messages and charge the turn, together or not at all."""
     started = time.perf_counter()
     if usage is not None and not dropped:
-        metered = Usage(usage.prompt_tokens, usage.completion_tokens, turn.model, turn.rates)
+        metered = Usage(
+            usage.prompt_tokens, usage.completion_tokens, turn.model, turn.rates
+        )
         source = "provider"
     else:
-        metered = Usage(turn.prompt_tokens, count_tokens(text, turn.model), turn.model, turn.rates)
+        metered = Usage(
+            turn.prompt_tokens, count_tokens(text, turn.model), turn.model, turn.rates
+        )
         source = "counted"
     status = MessageStatus.PARTIAL if dropped else MessageStatus.COMPLETE
     with transaction.atomic():
         now = timezone.now()
         conversation = _save_user_message(turn, status, now)
         try:
-            entry = ledger.capture_hold(hold=turn.hold, actual_cost=metered.cost, usage=metered)
+            entry = ledger.capture_hold(
+                hold=turn.hold, actual_cost=metered.cost, usage=metered
+            )
         except HoldExpired:
             # The turn outlived its hold; charge what is still available instead.
             entry = _charge_after_expiry(turn, metered)
@@ -347,7 +379,9 @@ def _charge_after_expiry(turn: PreparedTurn, metered: Usage):
     account = Account.objects.get(pk=turn.account.pk)
     affordable = min(metered.cost, account.available)
     if affordable <= 0:
-        logger.warning("Chat turn on account %s outlived its hold; nothing charged.", account.pk)
+        logger.warning(
+            "Chat turn on account %s outlived its hold; nothing charged.", account.pk
+        )
         return None
     return ledger.debit(account=account, amount=affordable, usage=metered)
 

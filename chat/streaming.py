@@ -53,7 +53,9 @@ async def _shielded(work: Awaitable) -> object:
 async def _settle_dropped(turn: PreparedTurn, delivered: list[str]) -> None:
     if delivered:
         await _shielded(
-            sync_to_async(settle_turn)(turn, text="".join(delivered), usage=None, dropped=True)
+            sync_to_async(settle_turn)(
+                turn, text="".join(delivered), usage=None, dropped=True
+            )
         )
     else:
         await _shielded(sync_to_async(release_unstarted_turn)(turn))

@@ -41,7 +41,10 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "chat/list.html",
-        {"conversations": conversations_for(request.user), "provider_label": provider_label()},
+        {
+            "conversations": conversations_for(request.user),
+            "provider_label": provider_label(),
+        },
     )
 
 
@@ -54,14 +57,21 @@ def new_conversation(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    conversation = get_object_or_404(Conversation, pk=conversation_id, owner=request.user)
-    return render(request, "chat/conversation.html", _page_context(request, conversation))
+    conversation = get_object_or_404(
+        Conversation, pk=conversation_id, owner=request.user
+    )
+    return render(
+        request, "chat/conversation.html", _page_context(request, conversation)
+    )
 
 
 def _error_message(error: ServiceError) -> str:
     if isinstance(error, InsufficientPoints):
         return format_html(
-            '{} <a href="{}">{}</a>', error.message, reverse("points:overview"), _("My points")
+            '{} <a href="{}">{}</a>',
+            error.message,
+            reverse("points:overview"),
+            _("My points"),
         )
     return str(error.message)
 
@@ -71,10 +81,14 @@ async def send_message(request: HttpRequest) -> HttpResponse:
     """Run a turn for a plain form post (no JavaScript) and redirect back."""
     user = await request.auser()
     if not user.is_authenticated:
-        return HttpResponseRedirect(f"{reverse('accounts:login')}?next={reverse('chat:index')}")
+        return HttpResponseRedirect(
+            f"{reverse('accounts:login')}?next={reverse('chat:index')}"
+        )
     session_id = request.POST.get("session_id") or None
     back = (
-        reverse("chat:conversation", args=[session_id]) if session_id else reverse("chat:new")
+        reverse("chat:conversation", args=[session_id])
+        if session_id
+        else reverse("chat:new")
     )
     turn_request = TurnRequest(
         user=user,
@@ -94,7 +108,9 @@ async def send_message(request: HttpRequest) -> HttpResponse:
         result = None
         async for event in stream_turn(prepared, get_provider(), incremental=False):
             if isinstance(event, Failed):
-                await sync_to_async(messages.error)(request, _error_message(event.error))
+                await sync_to_async(messages.error)(
+                    request, _error_message(event.error)
+                )
             elif isinstance(event, Finished):
                 result = event.result
     if result is not None and result.conversation_id:

@@ -583,9 +583,7 @@ def expire_holds(*, now: datetime | None = None, account: Account | None = None)
     if account is not None:
         overdue = overdue.filter(account=account)
     account_ids = (
-        overdue.order_by("account_id")
-        .values_list("account_id", flat=True)
-        .distinct()
+        overdue.order_by("account_id").values_list("account_id", flat=True).distinct()
     )
     expired = 0
     for account_id in list(account_ids):
