@@ -62,5 +62,6 @@ class ProviderError(ChatError):
 class ProviderTimeout(ProviderError):
     code = "provider_timeout"
     default_message = _(
-        "The AI model took too long to answer. No points were charged; please try again."
+        "The AI model took too long to answer. No points were charged; "
+        "please try again."
     )

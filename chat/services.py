@@ -7,6 +7,7 @@ captures the hold at the real cost in one transaction; `fail_turn` releases it.
 """
 
 import logging
+from contextlib import suppress
 import time
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -389,10 +390,8 @@ def _charge_after_expiry(turn: PreparedTurn, metered: Usage):
 def fail_turn(turn: PreparedTurn, error: Exception) -> None:
     """Release the turn's hold, charge nothing, and keep the question as failed."""
     with transaction.atomic():
-        try:
+        with suppress(HoldNotOpen):
             ledger.release_hold(hold=turn.hold)
-        except HoldNotOpen:
-            pass
         now = timezone.now()
         conversation = _save_user_message(turn, MessageStatus.FAILED, now)
         if conversation is not None:
@@ -403,7 +402,5 @@ def fail_turn(turn: PreparedTurn, error: Exception) -> None:
 
 def release_unstarted_turn(turn: PreparedTurn) -> None:
     """Release the hold of a turn whose client left before anything was delivered."""
-    try:
+    with suppress(HoldNotOpen):
         ledger.release_hold(hold=turn.hold)
-    except HoldNotOpen:
-        pass
