@@ -7,8 +7,8 @@ captures the hold at the real cost in one transaction; `fail_turn` releases it.
 """
 
 import logging
-from contextlib import suppress
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from uuid import UUID
 
