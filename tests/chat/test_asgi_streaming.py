@@ -1,0 +1,185 @@
+"""Streaming under the production ASGI server: uvicorn serving eora.asgi."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.chat.fake_openai import FakeOpenAI, Script
+
+ROOT = Path(__file__).resolve().parents[2]
+EMAIL = "asgi-streaming@example.com"
+PASSWORD = "correct-horse-battery-staple"
+STARTUP_SECONDS = 10
+# Shorter than the fake server's gate timeout, so that a buffered response fails
+# the test by timing out instead of arriving in one piece later.
+READ_TIMEOUT_SECONDS = 5
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def production_env(tmp_path: Path, llm_base_url: str) -> dict[str, str]:
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DJANGO_", "DATABASE_", "TEST_DATABASE", "LLM_"))
+    }
+    return {
+        **inherited,
+        "DJANGO_SETTINGS_MODULE": "eora.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "EORA_DATA_DIR": str(tmp_path),
+        "SECRET_KEY": "asgi-streaming-test-only-key",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LLM_PROVIDER": "openai",
+        "LLM_BASE_URL": llm_base_url,
+        "LLM_API_KEY": "test-key",
+        "LLM_MODELS": "gpt-4o-mini",
+        # Longer than the test waits: only buffering can hold the first delta back.
+        "LLM_TIMEOUT": "20",
+        "LLM_MAX_RETRIES": "0",
+    }
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"uvicorn exited early:\n{log.read_text()}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    pytest.fail(f"uvicorn did not start in {STARTUP_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def asgi_server(tmp_path: Path, fake_openai: FakeOpenAI) -> Iterator[str]:
+    """Migrate a throwaway SQLite database, add a user, and serve it with uvicorn."""
+    env = production_env(tmp_path, fake_openai.url)
+    manage(env, "migrate", "--noinput", "--verbosity", "0")
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from accounts.services import register_user; "
+        f"register_user(email={EMAIL!r}, password={PASSWORD!r})",
+    )
+    port = free_port()
+    log = tmp_path / "uvicorn.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "eora.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--lifespan",
+                "off",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(f"{base_url}/accounts/login/", server, log)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def log_in(client: httpx.Client) -> None:
+    client.get("/accounts/login/").raise_for_status()
+    response = client.post(
+        "/accounts/login/",
+        data={
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            "username": EMAIL,
+            "password": PASSWORD,
+        },
+    )
+    assert response.status_code == 302, response.text
+
+
+def read_events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
+    """Yield each server-sent event's name and data as soon as it arrives."""
+    lines = response.iter_lines()
+    for line in lines:
+        if line.startswith("event: "):
+            data = next(lines)
+            assert data.startswith("data: ")
+            yield line.removeprefix("event: "), json.loads(data.removeprefix("data: "))
+
+
+def test_uvicorn_streams_first_delta_while_provider_still_generating(
+    asgi_server: str, fake_openai: FakeOpenAI
+) -> None:
+    # Given a provider that holds its last delta back until the gate opens.
+    gate = threading.Event()
+    fake_openai.script = Script(deltas=["first", " last"], usage=(7, 2), gate=gate)
+    timeout = httpx.Timeout(READ_TIMEOUT_SECONDS)
+
+    with httpx.Client(base_url=asgi_server, timeout=timeout) as client:
+        log_in(client)
+        with client.stream(
+            "POST",
+            "/api/chat",
+            json={"message": "hello", "stream": True},
+            headers={"X-CSRFToken": client.cookies["csrftoken"]},
+        ) as response:
+            events = read_events(response)
+            # When the first delta is read, then the provider is still generating.
+            try:
+                first = next(events)
+            except httpx.ReadTimeout:
+                pytest.fail("no delta before the provider finished: uvicorn buffers")
+            last_sent_before_first_read = fake_openai.sent_last_delta.is_set()
+            gate.set()
+            rest = list(events)
+
+    assert response.headers["content-type"] == "text/event-stream"
+    assert first == ("delta", {"text": "first"})
+    assert last_sent_before_first_read is False
+    assert [name for name, _ in rest] == ["delta", "done"]
+    assert rest[0][1] == {"text": " last"}
+    done = rest[1][1]
+    assert done["response"] == "first last"
+    assert done["points_info"]["deducted"] == 18
+    assert done["points_info"]["remaining"] == 100_000 - 18

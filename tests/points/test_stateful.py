@@ -1,0 +1,447 @@
+"""Random sequences of ledger operations, checked step by step against a model.
+
+The model is a handful of integers and a dict of holds; after every step the
+account in the database must agree with it and `audit_accounts()` must be empty.
+"""
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import transaction
+from django.test import override_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from accounts.services import register_user
+from points import services
+from points.audit import audit_accounts
+from points.exceptions import (
+    HoldExpired,
+    HoldNotOpen,
+    IdempotencyConflict,
+    InsufficientPoints,
+    InvalidAmount,
+)
+from points.models import (
+    Account,
+    Hold,
+    HoldStatus,
+    IdempotencyRecord,
+    Transaction,
+)
+from tests.conftest import TEST_PASSWORD
+
+START = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
+SIGNUP_BONUS = 1_000
+ADJUSTMENT_REASON = "stateful test"
+# Amounts around the balance, so that refusals for lack of points are common.
+AMOUNTS = st.integers(min_value=1, max_value=1_500)
+HOLD_AMOUNTS = st.integers(min_value=1, max_value=600)
+DELTAS = st.integers(min_value=-1_500, max_value=1_500).filter(bool)
+COSTS = st.integers(min_value=1, max_value=2_000)
+TTLS = st.sampled_from([1, 30, 300, 900, 3_600])
+PAUSES = st.integers(min_value=1, max_value=300)
+BAD_AMOUNTS = [0, -1, -250, 1.5, 2.0, True, False, "10", 10**15 + 1]
+BAD_DELTAS = [0, 1.5, -2.0, True, False, "-10", -(10**15 + 1)]
+KEYED_OPERATIONS = ["grant", "debit", "place_hold", "adjust"]
+
+_machines = itertools.count(1)
+
+
+@dataclass
+class ModelHold:
+    amount: int
+    expires_at: datetime
+    status: str = HoldStatus.OPEN
+
+
+@dataclass(frozen=True)
+class Refusal:
+    available: int
+    required: int
+
+
+@dataclass(frozen=True)
+class KeyedCall:
+    operation: str
+    size: int
+    ttl_seconds: int
+    # The pk of the transaction or hold made, or the figures of the refusal.
+    outcome: int | Refusal
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    holds = Bundle("holds")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Each example runs in its own savepoint, rolled back at teardown, so that
+        # examples (and Hypothesis's shrinking) never see each other's rows.
+        self.example = transaction.atomic()
+        self.example.__enter__()
+        self.clock = time_machine.travel(START, tick=False)
+        self.coordinates = self.clock.start()
+        self.now = START
+        number = next(_machines)
+        user = register_user(
+            email=f"stateful{number}@example.com", password=TEST_PASSWORD
+        )
+        self.staff = register_user(
+            email=f"stateful-staff{number}@example.com",
+            password=TEST_PASSWORD,
+            is_staff=True,
+        )
+        self.account = user.points_account
+        self.balance = SIGNUP_BONUS
+        self.held = 0
+        self.total_earned = SIGNUP_BONUS
+        self.total_spent = 0
+        self.version = 1
+        self.model_holds: dict[int, ModelHold] = {}
+        self.keyed_calls: dict[str, KeyedCall] = {}
+        self.keys = itertools.count(1)
+
+    def teardown(self) -> None:
+        try:
+            self.clock.stop()
+        finally:
+            transaction.set_rollback(True)
+            self.example.__exit__(None, None, None)
+
+    # The model ----------------------------------------------------------------
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+    def post(self, amount: int) -> None:
+        self.balance += amount
+        self.version += 1
+        if amount > 0:
+            self.total_earned += amount
+        else:
+            self.total_spent -= amount
+
+    def new_key(self, keyed: bool) -> str | None:
+        return f"key-{next(self.keys)}" if keyed else None
+
+    def remember(
+        self,
+        key: str | None,
+        operation: str,
+        size: int,
+        outcome: int | Refusal,
+        ttl_seconds: int = 60,
+    ) -> None:
+        if key is not None:
+            self.keyed_calls[key] = KeyedCall(operation, size, ttl_seconds, outcome)
+
+    def expire_overdue_model_holds(self) -> int:
+        due = [
+            hold
+            for hold in self.model_holds.values()
+            if hold.status == HoldStatus.OPEN and hold.expires_at <= self.now
+        ]
+        for hold in due:
+            hold.status = HoldStatus.EXPIRED
+            self.held -= hold.amount
+        return len(due)
+
+    def move_clock(self, to: datetime) -> None:
+        self.now = to
+        self.coordinates.move_to(to)
+
+    # Talking to the services ----------------------------------------------------
+
+    def call(
+        self, operation: str, size: int, key: str | None, ttl_seconds: int = 60
+    ) -> Transaction | Hold:
+        if operation == "grant":
+            return services.grant(
+                account=self.account, amount=size, idempotency_key=key
+            )
+        if operation == "debit":
+            return services.debit(
+                account=self.account, amount=size, idempotency_key=key
+            )
+        if operation == "place_hold":
+            return services.place_hold(
+                account=self.account,
+                amount=size,
+                idempotency_key=key,
+                ttl_seconds=ttl_seconds,
+            )
+        return services.adjust(
+            account=self.account,
+            delta=size,
+            reason=ADJUSTMENT_REASON,
+            by_user=self.staff,
+            idempotency_key=key,
+        )
+
+    def snapshot(self) -> tuple[object, ...]:
+        """Return everything a call that should change nothing must leave as is."""
+        account = Account.objects.get(pk=self.account.pk)
+        return (
+            account.balance,
+            account.held,
+            account.total_earned,
+            account.total_spent,
+            account.version,
+            Transaction.objects.filter(account=self.account).count(),
+            IdempotencyRecord.objects.filter(account=self.account).count(),
+            sorted(
+                Hold.objects.filter(account=self.account).values_list("pk", "status")
+            ),
+        )
+
+    def refuse_for_lack_of_points(
+        self, operation: str, size: int, required: int, key: str | None, ttl: int = 60
+    ) -> None:
+        with pytest.raises(InsufficientPoints) as refused:
+            self.call(operation, size, key, ttl)
+        assert (refused.value.available, refused.value.required) == (
+            self.available,
+            required,
+        )
+        self.remember(key, operation, size, Refusal(self.available, required), ttl)
+
+    # Rules ----------------------------------------------------------------------
+
+    @rule(amount=AMOUNTS, keyed=st.booleans())
+    def grant(self, amount: int, keyed: bool) -> None:
+        key = self.new_key(keyed)
+        entry = services.grant(account=self.account, amount=amount, idempotency_key=key)
+        self.post(amount)
+        assert (entry.amount, entry.balance_after, entry.version) == (
+            amount,
+            self.balance,
+            self.version,
+        )
+        self.remember(key, "grant", amount, entry.pk)
+
+    @rule(amount=AMOUNTS, keyed=st.booleans())
+    def debit(self, amount: int, keyed: bool) -> None:
+        key = self.new_key(keyed)
+        # A debit does not end overdue holds first: they still count as held.
+        if amount > self.available:
+            self.refuse_for_lack_of_points("debit", amount, amount, key)
+            return
+        entry = services.debit(account=self.account, amount=amount, idempotency_key=key)
+        self.post(-amount)
+        assert (entry.amount, entry.balance_after) == (-amount, self.balance)
+        self.remember(key, "debit", amount, entry.pk)
+
+    @rule(target=holds, amount=HOLD_AMOUNTS, ttl=TTLS, keyed=st.booleans())
+    def place_hold(self, amount: int, ttl: int, keyed: bool) -> object:
+        key = self.new_key(keyed)
+        # Placing a hold ends the account's overdue holds first, even when refused.
+        self.expire_overdue_model_holds()
+        if amount > self.available:
+            self.refuse_for_lack_of_points("place_hold", amount, amount, key, ttl)
+            return multiple()
+        hold = services.place_hold(
+            account=self.account, amount=amount, idempotency_key=key, ttl_seconds=ttl
+        )
+        self.model_holds[hold.pk] = ModelHold(amount, self.now + timedelta(seconds=ttl))
+        self.held += amount
+        self.remember(key, "place_hold", amount, hold.pk, ttl)
+        return hold.pk
+
+    @rule(hold_pk=holds, cost=COSTS)
+    def capture_hold(self, hold_pk: int, cost: int) -> None:
+        hold = self.model_holds[hold_pk]
+        if hold.status != HoldStatus.OPEN:
+            with pytest.raises(HoldNotOpen) as refused:
+                services.capture_hold(
+                    hold=Hold.objects.get(pk=hold_pk), actual_cost=cost
+                )
+            assert refused.value.status == hold.status
+            assert isinstance(refused.value, HoldExpired) == (
+                hold.status == HoldStatus.EXPIRED
+            )
+            return
+        if hold.expires_at <= self.now:
+            # Overdue but not yet expired: it belongs to the expirer already.
+            with pytest.raises(HoldExpired):
+                services.capture_hold(
+                    hold=Hold.objects.get(pk=hold_pk), actual_cost=cost
+                )
+            return
+        entry = services.capture_hold(
+            hold=Hold.objects.get(pk=hold_pk), actual_cost=cost
+        )
+        charged = min(cost, hold.amount)
+        self.held -= hold.amount
+        self.post(-charged)
+        hold.status = HoldStatus.CAPTURED
+        assert (entry.amount, entry.uncharged_points, entry.hold_id) == (
+            -charged,
+            cost - charged,
+            hold_pk,
+        )
+        assert Hold.objects.get(pk=hold_pk).captured_amount == charged
+
+    @rule(hold_pk=holds)
+    def release_hold(self, hold_pk: int) -> None:
+        hold = self.model_holds[hold_pk]
+        if hold.status != HoldStatus.OPEN:
+            with pytest.raises(HoldNotOpen) as refused:
+                services.release_hold(hold=Hold.objects.get(pk=hold_pk))
+            assert refused.value.status == hold.status
+            return
+        services.release_hold(hold=Hold.objects.get(pk=hold_pk))
+        self.held -= hold.amount
+        hold.status = HoldStatus.RELEASED
+
+    @rule(hold_pk=holds, extra_seconds=st.integers(min_value=0, max_value=120))
+    def expire_past_hold(self, hold_pk: int, extra_seconds: int) -> None:
+        due_at = self.model_holds[hold_pk].expires_at
+        self.move_clock(max(self.now, due_at + timedelta(seconds=extra_seconds)))
+
+        expired = services.expire_holds()
+
+        assert expired == self.expire_overdue_model_holds()
+
+    @rule(seconds=PAUSES)
+    def let_time_pass(self, seconds: int) -> None:
+        # No expirer runs, so overdue holds stay open until something ends them.
+        self.move_clock(self.now + timedelta(seconds=seconds))
+
+    @rule(delta=DELTAS, keyed=st.booleans())
+    def adjust(self, delta: int, keyed: bool) -> None:
+        key = self.new_key(keyed)
+        if delta < 0 and -delta > self.available:
+            self.refuse_for_lack_of_points("adjust", delta, -delta, key)
+            return
+        entry = services.adjust(
+            account=self.account,
+            delta=delta,
+            reason=ADJUSTMENT_REASON,
+            by_user=self.staff,
+            idempotency_key=key,
+        )
+        self.post(delta)
+        assert (entry.amount, entry.created_by_id) == (delta, self.staff.pk)
+        self.remember(key, "adjust", delta, entry.pk)
+
+    @precondition(lambda self: self.keyed_calls)
+    @rule(data=st.data())
+    def repeat_keyed_call(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.keyed_calls)), label="key")
+        call = self.keyed_calls[key]
+        before = self.snapshot()
+
+        if isinstance(call.outcome, Refusal):
+            with pytest.raises(InsufficientPoints) as refused:
+                self.call(call.operation, call.size, key, call.ttl_seconds)
+            assert refused.value.available == call.outcome.available
+            assert refused.value.required == call.outcome.required
+        else:
+            result = self.call(call.operation, call.size, key, call.ttl_seconds)
+            assert result.pk == call.outcome
+
+        assert self.snapshot() == before
+
+    @precondition(lambda self: self.keyed_calls)
+    @rule(data=st.data(), operation=st.sampled_from(KEYED_OPERATIONS))
+    def reuse_key_for_another_request(
+        self, data: st.DataObject, operation: str
+    ) -> None:
+        key = data.draw(st.sampled_from(sorted(self.keyed_calls)), label="key")
+        call = self.keyed_calls[key]
+        size = call.size * 2 if operation == call.operation else abs(call.size)
+        before = self.snapshot()
+
+        with pytest.raises(IdempotencyConflict):
+            self.call(operation, size, key)
+
+        assert self.snapshot() == before
+
+    @rule(
+        operation=st.sampled_from(["grant", "debit", "place_hold"]),
+        amount=st.sampled_from(BAD_AMOUNTS),
+        keyed=st.booleans(),
+    )
+    def refuse_bad_amount(self, operation: str, amount: object, keyed: bool) -> None:
+        before = self.snapshot()
+        with pytest.raises(InvalidAmount):
+            self.call(operation, amount, self.new_key(keyed))  # type: ignore[arg-type]
+        assert self.snapshot() == before
+
+    @rule(delta=st.sampled_from(BAD_DELTAS), keyed=st.booleans())
+    def refuse_bad_delta(self, delta: object, keyed: bool) -> None:
+        before = self.snapshot()
+        with pytest.raises(InvalidAmount):
+            self.call("adjust", delta, self.new_key(keyed))  # type: ignore[arg-type]
+        assert self.snapshot() == before
+
+    @rule(hold_pk=holds, cost=st.sampled_from(BAD_AMOUNTS))
+    def refuse_bad_capture_cost(self, hold_pk: int, cost: object) -> None:
+        before = self.snapshot()
+        with pytest.raises(InvalidAmount):
+            services.capture_hold(hold=Hold.objects.get(pk=hold_pk), actual_cost=cost)  # type: ignore[arg-type]
+        assert self.snapshot() == before
+
+    # Invariants -----------------------------------------------------------------
+
+    @invariant()
+    def account_matches_model(self) -> None:
+        account = Account.objects.get(pk=self.account.pk)
+        assert (
+            account.balance,
+            account.held,
+            account.available,
+            account.total_earned,
+            account.total_spent,
+            account.version,
+        ) == (
+            self.balance,
+            self.held,
+            self.available,
+            self.total_earned,
+            self.total_spent,
+            self.version,
+        )
+
+    @invariant()
+    def holds_match_model(self) -> None:
+        statuses = dict(
+            Hold.objects.filter(account=self.account).values_list("pk", "status")
+        )
+        assert statuses == {pk: hold.status for pk, hold in self.model_holds.items()}
+
+    @invariant()
+    def ledger_passes_audit(self) -> None:
+        assert audit_accounts() == []
+
+
+@pytest.mark.django_db
+@override_settings(SIGNUP_BONUS_POINTS=SIGNUP_BONUS)
+def test_ledger_agrees_with_model_after_any_sequence_of_operations() -> None:
+    run_state_machine_as_test(
+        LedgerMachine,
+        settings=hypothesis_settings(
+            max_examples=30,
+            stateful_step_count=25,
+            deadline=None,
+            database=None,
+            suppress_health_check=[
+                HealthCheck.function_scoped_fixture,
+                HealthCheck.too_slow,
+            ],
+        ),
+    )
