@@ -159,7 +159,9 @@ class OpenAICompatibleProvider:
                     for choice in chunk.choices:
                         if choice.delta is not None and choice.delta.content:
                             yield choice.delta.content
-        except openai.APITimeoutError as error:
+        except (openai.APITimeoutError, httpx.TimeoutException) as error:
+            # The SDK maps a timeout only before the stream starts; a stall in the
+            # middle of the answer arrives as httpx's own exception.
             raise ProviderTimeout() from error
         except openai.APIStatusError as error:
             raise ProviderError(upstream_status=error.status_code) from error

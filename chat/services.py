@@ -377,14 +377,15 @@ def _remaining(account: Account, entry) -> int:
 
 
 def _charge_after_expiry(turn: PreparedTurn, metered: Usage):
-    account = Account.objects.get(pk=turn.account.pk)
-    affordable = min(metered.cost, account.available)
-    if affordable <= 0:
+    entry = ledger.charge_available(account=turn.account, usage=metered)
+    if entry is None:
         logger.warning(
-            "Chat turn on account %s outlived its hold; nothing charged.", account.pk
+            "Chat turn on account %s outlived its hold with nothing available; "
+            "%d points not charged.",
+            turn.account.pk,
+            metered.cost,
         )
-        return None
-    return ledger.debit(account=account, amount=affordable, usage=metered)
+    return entry
 
 
 def fail_turn(turn: PreparedTurn, error: Exception) -> None:

@@ -129,6 +129,14 @@ def _lock_account(account_id: int) -> Account:
     return Account.objects.select_for_update(no_key=True).get(pk=account_id)
 
 
+def _end_overdue_holds(account: Account) -> datetime:
+    """End the locked account's overdue holds, so they reserve nothing; return now."""
+    now = timezone.now()
+    if account.held > 0:
+        _expire_overdue_holds(account, now)
+    return now
+
+
 def _lock_hold(hold_id: int) -> Hold:
     return Hold.objects.select_for_update(no_key=True).get(pk=hold_id)
 
@@ -354,6 +362,7 @@ def debit(
         if key is not None and (record := _find_record(locked, key, fingerprint)):
             _replay_refusal(record)
             return record.transaction
+        now = _end_overdue_holds(locked)
         if amount > locked.available:
             refusal = _refuse(locked, key, fingerprint, "debit", amount)
         else:
@@ -361,7 +370,7 @@ def debit(
                 locked,
                 type=type,
                 amount=-amount,
-                now=timezone.now(),
+                now=now,
                 description=description,
                 idempotency_key=key,
                 request_hash=fingerprint if key else "",
@@ -404,6 +413,7 @@ def adjust(
         if key is not None and (record := _find_record(locked, key, fingerprint)):
             _replay_refusal(record)
             return record.transaction
+        now = _end_overdue_holds(locked)
         if delta < 0 and -delta > locked.available:
             refusal = _refuse(locked, key, fingerprint, "adjust", -delta)
         else:
@@ -411,7 +421,7 @@ def adjust(
                 locked,
                 type=TransactionType.ADMIN_ADJUSTMENT,
                 amount=delta,
-                now=timezone.now(),
+                now=now,
                 description=_default_language_text(
                     ADJUSTMENT_DESCRIPTION, reason=reason
                 ),
@@ -463,7 +473,7 @@ def place_hold(
     fingerprint = (
         request_hash("place_hold", request=request_fingerprint)
         if request_fingerprint is not None
-        else request_hash("place_hold", amount=amount)
+        else request_hash("place_hold", amount=amount, ttl=ttl_seconds)
     )
     with transaction.atomic():
         locked = _lock_account(account.pk)
@@ -471,9 +481,7 @@ def place_hold(
             _replay_refusal(record)
             record.hold.replayed = True
             return record.hold
-        now = timezone.now()
-        if locked.held > 0:
-            _expire_overdue_holds(locked, now)
+        now = _end_overdue_holds(locked)
         if amount > locked.available:
             refusal = _refuse(locked, key, fingerprint, "place_hold", amount)
         else:
@@ -531,8 +539,10 @@ def capture_hold(
             else _default_language_text(DEBIT_DESCRIPTION, points=f"{actual_cost:,}")
         )
     with transaction.atomic():
-        now = timezone.now()
         account, locked = _lock_open_hold(hold)
+        # The clock is read once the locks are held: a capture that waited for
+        # them must not charge a hold whose expiry passed meanwhile.
+        now = timezone.now()
         if locked.expires_at <= now:
             # Past its expiry the hold belongs to the expirer, even if it has not
             # run yet: charging it now would race `expire_holds`.
@@ -561,12 +571,37 @@ def capture_hold(
     return entry
 
 
+def charge_available(*, account: Account, usage: Usage) -> Transaction | None:
+    """Charge a usage after its hold is gone: its cost, or as much as is available.
+
+    For a turn that outlived its hold. What cannot be charged is kept on the row
+    as `uncharged_points`; with nothing available, nothing is written.
+    """
+    _require_account(account)
+    cost = usage.cost
+    with transaction.atomic():
+        locked = _lock_account(account.pk)
+        now = _end_overdue_holds(locked)
+        charged = min(cost, locked.available)
+        if charged <= 0:
+            return None
+        return _post(
+            locked,
+            type=TransactionType.CHAT_USAGE,
+            amount=-charged,
+            now=now,
+            description=usage_description(usage),
+            uncharged_points=cost - charged,
+            **_usage_fields(usage),
+        )
+
+
 def release_hold(*, hold: Hold) -> Hold:
     """End a hold without charging anything."""
     _require_hold(hold)
     with transaction.atomic():
-        now = timezone.now()
         account, locked = _lock_open_hold(hold)
+        now = timezone.now()
         account.held -= locked.amount
         account.save(update_fields=["held"])
         locked.status = HoldStatus.RELEASED

@@ -296,12 +296,6 @@ def test_openai_stream_delivers_first_delta_while_provider_still_generating(
     assert audit_accounts() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chat/providers.py maps an httpx.ReadTimeout raised while iterating the "
-    "stream to ProviderError, not ProviderTimeout (the SDK wraps only timeouts "
-    "before the response starts).",
-)
 @pytest.mark.django_db(transaction=True)
 def test_openai_stream_stalled_mid_answer_is_provider_timeout(
     user: User, fake_openai: FakeOpenAI, settings: Settings

@@ -340,3 +340,23 @@ def test_finished_turn_is_the_outcome_event(user) -> None:
         prepare_turn(TurnRequest(user=user, message="hi")), ScriptedProvider(["a"])
     )
     assert isinstance(events[-1], Finished)
+
+
+def test_turn_that_outlives_its_hold_is_still_charged(make_user, settings) -> None:
+    settings.SIGNUP_BONUS_POINTS = 500
+    user = make_user()
+    turn = prepare_turn(TurnRequest(user=user, message="hello"))
+    assert turn.hold.amount == 500
+
+    later = timezone.now() + timedelta(seconds=settings.HOLD_TTL_SECONDS + 1)
+    with time_machine.travel(later):
+        result = run(turn, ScriptedProvider(["hi there"]))[-1].result
+
+    account = account_of(user)
+    assert result.points_charged == 2 * (turn.prompt_tokens + count_tokens("hi there"))
+    assert (account.held, account.balance) == (0, 500 - result.points_charged)
+    assert (
+        Message.objects.get(role="assistant").transaction.amount
+        == -result.points_charged
+    )
+    assert audit_accounts() == []

@@ -434,3 +434,51 @@ def test_expire_holds_with_nothing_due_changes_nothing(account: Account) -> None
     services.place_hold(account=account, amount=100)
     assert services.expire_holds() == 0
     assert fresh(account).held == 100
+
+
+def test_debit_ignores_holds_past_their_expiry(account: Account) -> None:
+    stale = services.place_hold(account=account, amount=100_000, ttl_seconds=60)
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        entry = services.debit(account=account, amount=1)
+
+    stale.refresh_from_db()
+    assert entry.amount == -1
+    assert stale.status == HoldStatus.EXPIRED
+    assert fresh(account).held == 0
+
+
+def test_adjust_ignores_holds_past_their_expiry(
+    account: Account, staff_user: User
+) -> None:
+    services.place_hold(account=account, amount=100_000, ttl_seconds=60)
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        entry = services.adjust(
+            account=account, delta=-5, reason="x", by_user=staff_user
+        )
+
+    assert entry.balance_after == 99_995
+
+
+def test_charge_available_charges_cost_when_covered(account: Account) -> None:
+    entry = services.charge_available(account=account, usage=USAGE)
+    assert (entry.amount, entry.uncharged_points) == (-154, 0)
+
+
+def test_charge_available_charges_what_is_left_and_records_rest(
+    account: Account, staff_user: User
+) -> None:
+    services.adjust(account=account, delta=-99_900, reason="x", by_user=staff_user)
+
+    entry = services.charge_available(account=account, usage=USAGE)
+
+    assert (entry.amount, entry.uncharged_points, entry.balance_after) == (-100, 54, 0)
+
+
+def test_charge_available_with_nothing_available_writes_nothing(
+    account: Account, staff_user: User
+) -> None:
+    services.adjust(account=account, delta=-100_000, reason="x", by_user=staff_user)
+    assert services.charge_available(account=account, usage=USAGE) is None
+    assert ledger_rows(account) == 2

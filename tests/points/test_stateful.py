@@ -236,7 +236,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(amount=AMOUNTS, keyed=st.booleans())
     def debit(self, amount: int, keyed: bool) -> None:
         key = self.new_key(keyed)
-        # A debit does not end overdue holds first: they still count as held.
+        # A debit ends the account's overdue holds first, even when refused.
+        self.expire_overdue_model_holds()
         if amount > self.available:
             self.refuse_for_lack_of_points("debit", amount, amount, key)
             return
@@ -324,6 +325,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(delta=DELTAS, keyed=st.booleans())
     def adjust(self, delta: int, keyed: bool) -> None:
         key = self.new_key(keyed)
+        self.expire_overdue_model_holds()
         if delta < 0 and -delta > self.available:
             self.refuse_for_lack_of_points("adjust", delta, -delta, key)
             return
