@@ -45,7 +45,7 @@
     errorBox.hidden = false;
   }
 
-  function finish(item, result) {
+  function finish(item, result, question) {
     const info = result.points_info;
     let text = strings.meta
       .replace("{prompt}", info.token_usage.prompt_tokens)
@@ -58,9 +58,23 @@
       balance.dataset.balance = info.remaining;
     }
     if (result.session_id && !chat.dataset.sessionId) {
+      const url = chat.dataset.conversationUrl.replace(/new\/$/, result.session_id + "/");
+      const title = document.getElementById("chat-title");
+      title.textContent = question.slice(0, 60);
+      document.title = title.textContent + " · EORA points";
+      const sidebar = document.getElementById("sidebar-list");
+      if (sidebar) {
+        const item = document.createElement("li");
+        const link = document.createElement("a");
+        link.href = url;
+        link.className = "active";
+        link.textContent = title.textContent;
+        item.appendChild(link);
+        sidebar.prepend(item);
+      }
       chat.dataset.sessionId = result.session_id;
       form.querySelector("input[name=session_id]").value = result.session_id;
-      history.replaceState(null, "", chat.dataset.conversationUrl.replace(/new\/$/, result.session_id + "/"));
+      history.replaceState(null, "", url);
     }
   }
 
@@ -128,7 +142,7 @@
           content.textContent += data.text;
           answer.scrollIntoView({ block: "end" });
         } else if (name === "done") {
-          finish(answer, data);
+          finish(answer, data, message);
         } else if (name === "error") {
           answer.remove();
           userItem.classList.add("failed");
