@@ -32,3 +32,7 @@ class EmailAuthenticationForm(AuthenticationForm):
         label=_("Email address"),
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(label=_("Key name"), max_length=100)

@@ -1,5 +1,8 @@
+from uuid import UUID
+
 from django.db.models import QuerySet
 
+from chat.exceptions import ConversationNotFound
 from chat.models import Conversation, Message
 
 
@@ -9,3 +12,11 @@ def conversations_for(user: object) -> QuerySet[Conversation]:
 
 def messages_of(conversation: Conversation) -> QuerySet[Message]:
     return conversation.messages.order_by("created_at", "id")
+
+
+def conversation_for(user: object, conversation_id: object) -> Conversation:
+    """Return the user's conversation, or raise ConversationNotFound (404)."""
+    try:
+        return Conversation.objects.get(pk=UUID(str(conversation_id)), owner=user)
+    except (ValueError, Conversation.DoesNotExist) as error:
+        raise ConversationNotFound() from error

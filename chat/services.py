@@ -20,7 +20,6 @@ from django.utils.translation import gettext
 from accounts.models import User
 from chat.exceptions import (
     ContextTooLong,
-    ConversationNotFound,
     InvalidMessage,
     MessageTooLong,
     ProviderError,
@@ -29,6 +28,7 @@ from chat.exceptions import (
 )
 from chat.models import Conversation, Message, MessageRole, MessageStatus
 from chat.providers import ProviderUsage
+from chat.selectors import conversation_for
 from points import services as ledger
 from points.exceptions import (
     HoldExpired,
@@ -118,17 +118,6 @@ def _clean_message(text: object) -> str:
     return text.strip()
 
 
-def _find_conversation(
-    user: User, conversation_id: UUID | str | None
-) -> Conversation | None:
-    if conversation_id is None:
-        return None
-    try:
-        return Conversation.objects.get(pk=UUID(str(conversation_id)), owner=user)
-    except (ValueError, Conversation.DoesNotExist) as error:
-        raise ConversationNotFound() from error
-
-
 def _earlier_messages(conversation: Conversation | None) -> list[dict[str, str]]:
     if conversation is None:
         return []
@@ -206,7 +195,11 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
         raise UnknownModel(
             gettext("The model %(model)s is not available.") % {"model": model}
         )
-    conversation = _find_conversation(request.user, request.conversation_id)
+    conversation = (
+        conversation_for(request.user, request.conversation_id)
+        if request.conversation_id is not None
+        else None
+    )
     account = account_for_user(request.user)
     key = _chat_key(request.idempotency_key)
     if key is not None:
@@ -405,3 +398,9 @@ def release_unstarted_turn(turn: PreparedTurn) -> None:
     """Release the hold of a turn whose client left before anything was delivered."""
     with suppress(HoldNotOpen):
         ledger.release_hold(hold=turn.hold)
+
+
+def delete_conversation(*, user: User, conversation_id: object) -> None:
+    """Delete a conversation and its messages; the ledger rows that paid stay."""
+    with transaction.atomic():
+        conversation_for(user, conversation_id).delete()

@@ -1,16 +1,26 @@
-"""Who is calling an API view: the session (with CSRF enforced) for now."""
+"""Who is calling a plain (non-DRF) API view, with the same rules as DRF's:
+a Bearer API key, or the session with CSRF enforced; then the throttles."""
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions
 
-from eora.http import NotAuthenticated, PermissionDenied
+from accounts.authentication import INVALID_KEY_MESSAGE, user_for_bearer
+from eora.api import ApiKeyRateThrottle, UserRateThrottle
+from eora.http import NotAuthenticated, PermissionDenied, Throttled
 
 
 class CsrfFailed(PermissionDenied):
     code = "csrf_failed"
     default_message = _("CSRF verification failed. Send the X-CSRFToken header.")
+
+
+class InvalidApiKey(NotAuthenticated):
+    code = "invalid_credentials"
+    default_message = INVALID_KEY_MESSAGE
 
 
 def _enforce_csrf(request: HttpRequest) -> None:
@@ -23,10 +33,27 @@ def _enforce_csrf(request: HttpRequest) -> None:
         raise CsrfFailed()
 
 
+def check_throttles(request: HttpRequest) -> None:
+    for throttle_class in (UserRateThrottle, ApiKeyRateThrottle):
+        throttle = throttle_class()
+        if not throttle.allow_request(request, None):
+            raise Throttled(wait=throttle.wait() or 1)
+
+
 async def authenticate(request: HttpRequest) -> AbstractBaseUser:
-    """Return the signed-in user of a session, enforcing CSRF, or raise 401."""
-    user = await request.auser()
-    if not user.is_authenticated:
-        raise NotAuthenticated()
-    _enforce_csrf(request)
+    """Return the calling user, or raise 401/403/429 as a `ServiceError`."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization:
+        try:
+            user, key = await sync_to_async(user_for_bearer)(authorization)
+        except exceptions.AuthenticationFailed as error:
+            raise InvalidApiKey() from error
+        request.user, request.auth = user, key
+    else:
+        user = await request.auser()
+        if not user.is_authenticated:
+            raise NotAuthenticated()
+        _enforce_csrf(request)
+        request.auth = None
+    await sync_to_async(check_throttles)(request)
     return user

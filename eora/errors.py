@@ -17,3 +17,7 @@ class ServiceError(Exception):
     def details(self) -> dict[str, object]:
         """Return the data a client needs besides the message and code."""
         return {}
+
+    def headers(self) -> dict[str, str]:
+        """Return the HTTP headers that go with this error."""
+        return {}

@@ -32,6 +32,22 @@ class PayloadTooLarge(ServiceError):
     default_message = _("The request body is too large.")
 
 
+class Throttled(ServiceError):
+    code = "throttled"
+    status_code = 429
+    default_message = _("Too many requests. Please slow down.")
+
+    def __init__(self, *, wait: float) -> None:
+        self.retry_after = max(1, int(wait + 0.999))
+        super().__init__()
+
+    def details(self) -> dict[str, object]:
+        return {"retry_after": self.retry_after}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 def error_body(error: ServiceError) -> dict[str, Any]:
     return {
         "success": False,
@@ -42,7 +58,9 @@ def error_body(error: ServiceError) -> dict[str, Any]:
 
 
 def error_response(error: ServiceError) -> JsonResponse:
-    return JsonResponse(error_body(error), status=error.status_code)
+    return JsonResponse(
+        error_body(error), status=error.status_code, headers=error.headers()
+    )
 
 
 def json_object(request: HttpRequest) -> dict[str, Any]:

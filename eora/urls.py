@@ -1,14 +1,43 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import apis as account_apis
+from accounts import views as account_views
 from chat import api as chat_api
+from chat import apis as chat_apis
+from points import apis as points_apis
+
+api_patterns = [
+    path("chat", chat_api.chat, name="api-chat"),
+    path("user/points", points_apis.PointsApi.as_view(), name="api-points"),
+    path("user/points/history", points_apis.HistoryApi.as_view(), name="api-history"),
+    path("models", points_apis.ModelsApi.as_view(), name="api-models"),
+    path(
+        "conversations",
+        chat_apis.ConversationListApi.as_view(),
+        name="api-conversations",
+    ),
+    path(
+        "conversations/<str:conversation_id>",
+        chat_apis.ConversationDetailApi.as_view(),
+        name="api-conversation",
+    ),
+    path("keys", account_apis.ApiKeyListApi.as_view(), name="api-keys"),
+    path("keys/<int:key_id>", account_apis.ApiKeyDetailApi.as_view(), name="api-key"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"
+    ),
+]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="chat:index"), name="home"),
     path("chat/", include("chat.urls")),
-    path("api/chat", chat_api.chat, name="api-chat"),
+    path("api/", include(api_patterns)),
     path("accounts/", include("accounts.urls")),
+    path("settings/api-keys/", account_views.api_keys, name="api-keys-page"),
     path("points/", include("points.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -30,6 +30,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    # The throttles count in the cache; each test starts with none spent.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     def make(email: str | None = None, **extra: object) -> User:

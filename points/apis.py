@@ -1,0 +1,173 @@
+"""The points API: balance, history (keyset pages) and the models' rates."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from eora.schema import ERROR_RESPONSES
+from points.models import ModelRate, Transaction, TransactionType
+from points.pricing import default_rates
+from points.selectors import account_for_user, history
+
+HISTORY_DEFAULT_LIMIT = 20
+HISTORY_MAX_LIMIT = 100
+
+
+class PointsApi(APIView):
+    class PointsSummarySerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        points = serializers.IntegerField(help_text="The balance.")
+        available = serializers.IntegerField(help_text="Balance less open holds.")
+        held = serializers.IntegerField(help_text="Reserved for answers in progress.")
+        total_earned = serializers.IntegerField()
+        total_spent = serializers.IntegerField()
+        last_updated = serializers.DateTimeField()
+
+    @extend_schema(
+        operation_id="user_points",
+        responses={200: PointsSummarySerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        account = account_for_user(request.user)
+        return Response(
+            self.PointsSummarySerializer(
+                {
+                    "success": True,
+                    "points": account.balance,
+                    "available": account.available,
+                    "held": account.held,
+                    "total_earned": account.total_earned,
+                    "total_spent": account.total_spent,
+                    "last_updated": account.last_updated,
+                }
+            ).data
+        )
+
+
+class TokenDetailsSerializer(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    model = serializers.CharField()
+    prompt_rate = serializers.DecimalField(max_digits=12, decimal_places=4)
+    completion_rate = serializers.DecimalField(max_digits=12, decimal_places=4)
+
+
+class HistoryRecordSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=TransactionType.choices)
+    amount = serializers.IntegerField()
+    description = serializers.CharField()
+    timestamp = serializers.DateTimeField(source="created_at")
+    balance_after = serializers.IntegerField()
+    token_details = serializers.SerializerMethodField()
+
+    @extend_schema_field(TokenDetailsSerializer(allow_null=True))
+    def get_token_details(self, row: Transaction) -> dict | None:
+        if row.total_tokens is None:
+            return None
+        return TokenDetailsSerializer(row).data
+
+
+class HistoryApi(APIView):
+    class HistoryPageFilterSerializer(serializers.Serializer):
+        limit = serializers.IntegerField(
+            min_value=1, max_value=HISTORY_MAX_LIMIT, default=HISTORY_DEFAULT_LIMIT
+        )
+        cursor = serializers.IntegerField(
+            min_value=1, required=False, help_text="`next_cursor` of the previous page."
+        )
+        type = serializers.MultipleChoiceField(
+            choices=TransactionType.choices, required=False
+        )
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+
+        def validate(self, data: dict) -> dict:
+            if "since" in data and "until" in data and data["since"] >= data["until"]:
+                raise serializers.ValidationError("since must be before until.")
+            return data
+
+    class HistoryPageSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        history = HistoryRecordSerializer(many=True)
+        total_records = serializers.IntegerField()
+        next_cursor = serializers.CharField(allow_null=True)
+
+    @extend_schema(
+        operation_id="user_points_history",
+        parameters=[HistoryPageFilterSerializer],
+        responses={200: HistoryPageSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.HistoryPageFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        options = filters.validated_data
+        account = account_for_user(request.user)
+        types = sorted(options.get("type") or [])
+        rows = history(
+            account,
+            types=types,
+            since=options.get("since"),
+            until=options.get("until"),
+        )
+        filtered = bool(types or "since" in options or "until" in options)
+        # Without filters every row counts, and the account's version is that count.
+        total = rows.count() if filtered else account.version
+        if "cursor" in options:
+            rows = rows.filter(version__lt=options["cursor"])
+        page = list(rows[: options["limit"] + 1])
+        more = len(page) > options["limit"]
+        page = page[: options["limit"]]
+        return Response(
+            self.HistoryPageSerializer(
+                {
+                    "success": True,
+                    "history": page,
+                    "total_records": total,
+                    "next_cursor": str(page[-1].version) if more else None,
+                }
+            ).data
+        )
+
+
+class ModelRateSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    default = serializers.BooleanField()
+    prompt_rate = serializers.DecimalField(max_digits=12, decimal_places=4)
+    completion_rate = serializers.DecimalField(max_digits=12, decimal_places=4)
+
+
+class ModelsApi(APIView):
+    class ModelListSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        models = ModelRateSerializer(many=True)
+
+    @extend_schema(
+        operation_id="models",
+        responses={200: ModelListSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        names = list(settings.LLM_MODELS)
+        table = {row.model: row for row in ModelRate.objects.filter(model__in=names)}
+        fallback = default_rates()
+        models = [
+            {
+                "id": name,
+                "default": index == 0,
+                "prompt_rate": table[name].prompt_rate
+                if name in table
+                else fallback.prompt,
+                "completion_rate": (
+                    table[name].completion_rate
+                    if name in table
+                    else fallback.completion
+                ),
+            }
+            for index, name in enumerate(names)
+        ]
+        return Response(
+            self.ModelListSerializer({"success": True, "models": models}).data
+        )

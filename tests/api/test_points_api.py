@@ -1,0 +1,170 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.api_keys import create_api_key
+from points import services
+from points.models import ModelRate, TransactionType
+from points.pricing import Rates, Usage
+
+
+def test_points_in_seed_shape(api: APIClient, user) -> None:
+    body = api.get("/api/user/points").json()
+
+    assert body["success"] is True
+    assert (body["points"], body["available"], body["held"]) == (100_000, 100_000, 0)
+    assert (body["total_earned"], body["total_spent"]) == (100_000, 0)
+    assert body["last_updated"]
+
+
+def test_points_reflect_open_hold(api: APIClient, user) -> None:
+    services.place_hold(account=user.points_account, amount=500)
+    body = api.get("/api/user/points").json()
+    assert (body["points"], body["available"], body["held"]) == (100_000, 99_500, 500)
+
+
+def test_history_in_seed_shape_newest_first(api: APIClient, user) -> None:
+    usage = Usage(44, 33, "gpt-4o", Rates(Decimal(2), Decimal(2)))
+    hold = services.place_hold(account=user.points_account, amount=1_000)
+    services.capture_hold(hold=hold, actual_cost=usage.cost, usage=usage)
+
+    body = api.get("/api/user/points/history").json()
+
+    assert (body["success"], body["total_records"], body["next_cursor"]) == (
+        True,
+        2,
+        None,
+    )
+    newest, bonus = body["history"]
+    assert newest["type"] == "chat_usage"
+    assert (newest["amount"], newest["balance_after"]) == (-154, 99_846)
+    assert newest["description"] == "채팅 사용 (토큰: 77, 입력: 44, 출력: 33)"
+    details = newest["token_details"]
+    assert (
+        details["prompt_tokens"],
+        details["completion_tokens"],
+        details["total_tokens"],
+    ) == (44, 33, 77)
+    assert bonus["token_details"] is None
+    assert bonus["description"] == "신규 회원가입 보너스 (100,000 포인트)"
+    assert set(newest) == {
+        "type",
+        "amount",
+        "description",
+        "timestamp",
+        "balance_after",
+        "token_details",
+    }
+
+
+def test_history_pages_with_keyset_cursor(api: APIClient, user) -> None:
+    for amount in range(1, 26):
+        services.grant(account=user.points_account, amount=amount)
+
+    first = api.get("/api/user/points/history", {"limit": 10}).json()
+    second = api.get(
+        "/api/user/points/history", {"limit": 10, "cursor": first["next_cursor"]}
+    ).json()
+    third = api.get(
+        "/api/user/points/history", {"limit": 10, "cursor": second["next_cursor"]}
+    ).json()
+
+    amounts = [
+        row["amount"] for page in (first, second, third) for row in page["history"]
+    ]
+    assert amounts == [*range(25, 0, -1), 100_000]
+    assert third["next_cursor"] is None
+    assert first["total_records"] == 26
+
+
+def test_history_defaults_to_twenty_rows(api: APIClient, user) -> None:
+    for _ in range(25):
+        services.grant(account=user.points_account, amount=1)
+    assert len(api.get("/api/user/points/history").json()["history"]) == 20
+
+
+def test_history_filters_by_type_and_date(api: APIClient, user) -> None:
+    services.grant(account=user.points_account, amount=5, type=TransactionType.REFUND)
+    since = (timezone.now() - timedelta(minutes=1)).isoformat()
+
+    body = api.get(
+        "/api/user/points/history", {"type": "refund", "since": since}
+    ).json()
+
+    assert [row["type"] for row in body["history"]] == ["refund"]
+    assert body["total_records"] == 1
+    future = (timezone.now() + timedelta(days=1)).isoformat()
+    assert (
+        api.get("/api/user/points/history", {"since": future}).json()["history"] == []
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "x"},
+        {"cursor": 0},
+        {"type": "nope"},
+        {"since": "yesterday"},
+    ],
+)
+def test_history_rejects_bad_query(api: APIClient, query) -> None:
+    response = api.get("/api/user/points/history", query)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("rows", [20, 100])
+def test_history_query_count_does_not_grow_with_rows(
+    api: APIClient, user, rows: int, django_assert_num_queries
+) -> None:
+    for _ in range(rows):
+        services.grant(account=user.points_account, amount=1)
+    with django_assert_num_queries(4):
+        api.get("/api/user/points/history", {"limit": rows})
+
+
+def test_points_query_count(api: APIClient, django_assert_num_queries) -> None:
+    # The key (with its user), its last-used time (first use), the account.
+    with django_assert_num_queries(3):
+        api.get("/api/user/points")
+
+
+def test_models_lists_rates(api: APIClient, settings) -> None:
+    settings.LLM_MODELS = ["gpt-4o-mini", "gpt-4o"]
+    ModelRate.objects.create(model="gpt-4o", prompt_rate="1.5", completion_rate="6")
+
+    body = api.get("/api/models").json()
+
+    assert body["models"] == [
+        {
+            "id": "gpt-4o-mini",
+            "default": True,
+            "prompt_rate": "2.0000",
+            "completion_rate": "2.0000",
+        },
+        {
+            "id": "gpt-4o",
+            "default": False,
+            "prompt_rate": "1.5000",
+            "completion_rate": "6.0000",
+        },
+    ]
+
+
+def test_one_user_never_sees_anothers_points(make_user) -> None:
+    other = make_user()
+    services.grant(account=other.points_account, amount=777)
+    mine = make_user()
+    _key, secret = create_api_key(user=mine, name="k")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+
+    assert client.get("/api/user/points").json()["points"] == 100_000
+    history = client.get("/api/user/points/history").json()["history"]
+    assert [row["amount"] for row in history] == [100_000]
