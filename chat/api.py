@@ -77,6 +77,7 @@ def parse_chat_request(body: dict[str, Any], request: HttpRequest, user) -> Turn
         conversation_id=session_id or None,
         idempotency_key=key,
         fingerprint=fingerprint,
+        api_key=getattr(request, "auth", None),
     )
 
 

@@ -37,7 +37,12 @@ class Provider(Protocol):
     name: str
 
     def stream(
-        self, *, messages: list[dict[str, str]], model: str, max_tokens: int
+        self,
+        *,
+        messages: list[dict[str, str]],
+        model: str,
+        max_tokens: int,
+        **options: object,
     ) -> AsyncIterator[StreamEvent]: ...
 
 
@@ -112,8 +117,14 @@ class DemoProvider:
     label = _("Offline demo model")
 
     async def stream(
-        self, *, messages: list[dict[str, str]], model: str, max_tokens: int
+        self,
+        *,
+        messages: list[dict[str, str]],
+        model: str,
+        max_tokens: int,
+        **options: object,
     ) -> AsyncIterator[StreamEvent]:
+        # Sampling options do not apply: the demo model is deterministic.
         question = next(
             (m["content"] for m in reversed(messages) if m["role"] == "user"), ""
         )
@@ -132,7 +143,12 @@ class OpenAICompatibleProvider:
     label = _("OpenAI-compatible model")
 
     async def stream(
-        self, *, messages: list[dict[str, str]], model: str, max_tokens: int
+        self,
+        *,
+        messages: list[dict[str, str]],
+        model: str,
+        max_tokens: int,
+        **options: object,
     ) -> AsyncIterator[StreamEvent]:
         client = openai.AsyncOpenAI(
             base_url=settings.LLM_BASE_URL,
@@ -148,6 +164,7 @@ class OpenAICompatibleProvider:
                 max_tokens=max_tokens,
                 stream=True,
                 stream_options={"include_usage": True},
+                **options,
             )
             async with stream:
                 async for chunk in stream:

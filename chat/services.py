@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from accounts.models import User
+from accounts.models import ApiKey, User
 from chat.exceptions import (
     ContextTooLong,
     InvalidMessage,
@@ -50,6 +50,7 @@ from points.tokens import count_chat_tokens, count_tokens
 logger = logging.getLogger(__name__)
 
 CHAT_KEY_PREFIX = "chat:"
+INSTRUCTION_ROLES = {"system", "developer"}
 TITLE_LENGTH = 60
 
 
@@ -66,6 +67,10 @@ class TurnRequest:
     max_completion_tokens: int | None = None
     idempotency_key: str | None = None
     fingerprint: str | None = None
+    # The API key that made the request, recorded on the ledger row.
+    api_key: ApiKey | None = None
+    # Sampling options passed through to the provider (temperature, top_p, ...).
+    options: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -218,14 +223,13 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
         request.max_completion_tokens or settings.CHAT_MAX_COMPLETION_TOKENS,
         settings.CHAT_MAX_COMPLETION_TOKENS,
     )
-    system = [{"role": "system", "content": settings.CHAT_SYSTEM_PROMPT}]
-    earlier = (
-        request.history
-        if request.history is not None
-        else _earlier_messages(conversation)
-    )
-    if request.history is not None:
-        system = []
+    if request.history is None:
+        system = [{"role": "system", "content": settings.CHAT_SYSTEM_PROMPT}]
+        earlier = _earlier_messages(conversation)
+    else:
+        # The caller's own instructions are kept whole; only the exchange is trimmed.
+        system = [m for m in request.history if m["role"] in INSTRUCTION_ROLES]
+        earlier = [m for m in request.history if m["role"] not in INSTRUCTION_ROLES]
     messages, prompt_tokens = _fit_context(
         system, earlier, {"role": "user", "content": text}, model, limit
     )
@@ -370,7 +374,9 @@ def _remaining(account: Account, entry) -> int:
 
 
 def _charge_after_expiry(turn: PreparedTurn, metered: Usage):
-    entry = ledger.charge_available(account=turn.account, usage=metered)
+    entry = ledger.charge_available(
+        account=turn.account, usage=metered, api_key=turn.request.api_key
+    )
     if entry is None:
         logger.warning(
             "Chat turn on account %s outlived its hold with nothing available; "

@@ -72,7 +72,10 @@ async def stream_turn(
     delivered: list[str] = []
     usage: ProviderUsage | None = None
     events = provider.stream(
-        messages=turn.messages, model=turn.model, max_tokens=turn.completion_limit
+        messages=turn.messages,
+        model=turn.model,
+        max_tokens=turn.completion_limit,
+        **turn.request.options,
     )
     try:
         async with aclosing(events):

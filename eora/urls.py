@@ -7,6 +7,7 @@ from accounts import apis as account_apis
 from accounts import views as account_views
 from chat import api as chat_api
 from chat import apis as chat_apis
+from chat import openai_api
 from points import apis as points_apis
 
 api_patterns = [
@@ -41,4 +42,8 @@ urlpatterns = [
     path("points/", include("points.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path(
+        "v1/chat/completions", openai_api.chat_completions, name="v1-chat-completions"
+    ),
+    path("v1/models", openai_api.models, name="v1-models"),
 ]

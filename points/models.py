@@ -115,6 +115,15 @@ class Transaction(models.Model):
         verbose_name=_("created by"),
     )
     reason = models.TextField(_("reason"), blank=True)
+    api_key = models.ForeignKey(
+        "accounts.ApiKey",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("API key"),
+        help_text=_("The key that made the request this row paid for."),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:

@@ -525,6 +525,7 @@ def capture_hold(
     actual_cost: int,
     usage: Usage | None = None,
     description: str = "",
+    api_key: object | None = None,
 ) -> Transaction:
     """Charge a hold at its real cost, at most its amount, and release the rest.
 
@@ -557,6 +558,7 @@ def capture_hold(
             description=description,
             hold=locked,
             uncharged_points=actual_cost - charged,
+            api_key=api_key,
             **_usage_fields(usage),
         )
         locked.status = HoldStatus.CAPTURED
@@ -571,7 +573,9 @@ def capture_hold(
     return entry
 
 
-def charge_available(*, account: Account, usage: Usage) -> Transaction | None:
+def charge_available(
+    *, account: Account, usage: Usage, api_key: object | None = None
+) -> Transaction | None:
     """Charge a usage after its hold is gone: its cost, or as much as is available.
 
     For a turn that outlived its hold. What cannot be charged is kept on the row
@@ -592,6 +596,7 @@ def charge_available(*, account: Account, usage: Usage) -> Transaction | None:
             now=now,
             description=usage_description(usage),
             uncharged_points=cost - charged,
+            api_key=api_key,
             **_usage_fields(usage),
         )
 

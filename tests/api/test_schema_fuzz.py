@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 import schemathesis
+from django.test import override_settings
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from pytest_django.fixtures import Settings
@@ -34,15 +35,26 @@ CHECKS = [
 ]
 
 
-@pytest.fixture
-def api_schema(settings: Settings) -> schemathesis.BaseSchema:
-    # The chat turns run on the instant demo model, and the fuzzer's few hundred
-    # requests stay far below the throttles.
+def load_served_schema() -> schemathesis.BaseSchema:
+    """Return the schema as GET /api/schema/ serves it.
+
+    It is read while pytest collects the tests, when the database is not open yet;
+    without throttle rates the anonymous request needs no throttle cache.
+    """
+    with override_settings(API_THROTTLE_RATES={}):
+        return schemathesis.openapi.from_wsgi(SCHEMA_PATH, application)
+
+
+schema = load_served_schema()
+
+
+@pytest.fixture(autouse=True)
+def instant_demo_model(settings: Settings) -> None:
     settings.LLM_PROVIDER = "demo"
     settings.LLM_MODELS = ["eora-demo"]
     settings.DEMO_STREAM_DELAY_MS = 0
+    # A few hundred requests per run stay far below these.
     settings.API_THROTTLE_RATES = {"user": "100000/min", "api_key": "100000/min"}
-    return schemathesis.openapi.from_wsgi(SCHEMA_PATH, application)
 
 
 @pytest.fixture
@@ -56,15 +68,14 @@ def bearer(user: User) -> Callable[[], dict[str, str]]:
     current = {"key": key, "secret": secret}
 
     def headers() -> dict[str, str]:
-        if ApiKey.objects.filter(pk=current["key"].pk, revoked_at__isnull=True).exists():
+        if ApiKey.objects.filter(
+            pk=current["key"].pk, revoked_at__isnull=True
+        ).exists():
             return {"Authorization": f"Bearer {current['secret']}"}
         current["key"], current["secret"] = create_api_key(user=user, name="fuzz")
         return {"Authorization": f"Bearer {current['secret']}"}
 
     return headers
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 # Each request goes through the full WSGI stack, which closes the connection when

@@ -24,7 +24,12 @@ class ScriptedProvider:
         self.calls: list[dict] = []
 
     async def stream(
-        self, *, messages: list[dict[str, str]], model: str, max_tokens: int
+        self,
+        *,
+        messages: list[dict[str, str]],
+        model: str,
+        max_tokens: int,
+        **options: object,
     ) -> AsyncIterator[StreamEvent]:
         self.calls.append(
             {"messages": messages, "model": model, "max_tokens": max_tokens}

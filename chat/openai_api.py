@@ -1,0 +1,400 @@
+"""An OpenAI-compatible, points-metered endpoint: /v1/chat/completions, /v1/models.
+
+Any OpenAI client works with an EORA API key as its `api_key` and our `/v1` as its
+`base_url`. Every call is one chat turn through `chat.services` (the same holds,
+metering and settlement as /api/chat); nothing is stored as a conversation unless
+the request says `"store": true`.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.authentication import user_for_bearer
+from chat.providers import get_provider
+from chat.services import PreparedTurn, TurnRequest, TurnResult, prepare_turn
+from chat.streaming import Delta, Failed, Finished, stream_turn
+from eora.api_auth import check_throttles
+from eora.errors import ServiceError
+from eora.http import json_object
+
+ROLES = {"system", "developer", "user", "assistant"}
+# Fields whose effect we pass to the provider as they are.
+SAMPLING_FIELDS = {
+    "temperature",
+    "top_p",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+}
+# Fields we can ignore without changing the answer.
+IGNORED_FIELDS = {
+    "user",
+    "metadata",
+    "service_tier",
+    "parallel_tool_calls",
+    "logit_bias",
+}
+# Fields we cannot honour; ignoring them would change the answer.
+UNSUPPORTED_FIELDS = {
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "response_format",
+    "logprobs",
+    "top_logprobs",
+    "audio",
+    "modalities",
+    "prediction",
+}
+OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    402: "insufficient_quota",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class OpenAIRequestError(ServiceError):
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        self.param = param
+        super().__init__(message)
+
+
+class MissingApiKey(ServiceError):
+    code = "invalid_api_key"
+    status_code = 401
+
+
+def openai_error(error: ServiceError) -> JsonResponse:
+    """Answer in OpenAI's error shape, so that OpenAI SDKs raise their usual errors."""
+    code = {
+        "not_authenticated": "invalid_api_key",
+        "invalid_credentials": "invalid_api_key",
+    }.get(error.code, error.code)
+    body = {
+        "error": {
+            "message": str(error.message),
+            "type": OPENAI_ERROR_TYPES.get(error.status_code, "api_error"),
+            "code": code,
+            "param": getattr(error, "param", None),
+            **error.details(),
+        }
+    }
+    return JsonResponse(body, status=error.status_code, headers=error.headers())
+
+
+async def _authenticate(request: HttpRequest) -> Any:
+    authorization = request.headers.get("Authorization", "")
+    if not authorization:
+        raise MissingApiKey(
+            _("Send your EORA API key as `Authorization: Bearer <key>`.")
+        )
+    from rest_framework.exceptions import AuthenticationFailed
+
+    try:
+        user, key = await sync_to_async(user_for_bearer)(authorization)
+    except AuthenticationFailed as error:
+        raise MissingApiKey(str(error.detail)) from error
+    request.user, request.auth = user, key
+    await sync_to_async(check_throttles)(request)
+    return user
+
+
+def _text_of(content: Any, index: int) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise OpenAIRequestError(
+                    _("Only text content parts are supported."),
+                    param=f"messages[{index}].content",
+                )
+            if not isinstance(part.get("text"), str):
+                raise OpenAIRequestError(
+                    _("A text part needs a string `text`."),
+                    param=f"messages[{index}].content",
+                )
+            parts.append(part["text"])
+        return "".join(parts)
+    raise OpenAIRequestError(
+        _("Message content must be a string or a list of text parts."),
+        param=f"messages[{index}].content",
+    )
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise OpenAIRequestError(
+            _("`messages` must be a non-empty list."), param="messages"
+        )
+    messages = []
+    for index, message in enumerate(raw):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise OpenAIRequestError(
+                _("Each message needs a role: system, developer, user or assistant."),
+                param=f"messages[{index}].role",
+            )
+        messages.append(
+            {
+                "role": message["role"],
+                "content": _text_of(message.get("content"), index),
+            }
+        )
+    if messages[-1]["role"] != "user":
+        raise OpenAIRequestError(
+            _("The last message must be the user's."), param="messages"
+        )
+    return messages
+
+
+def _positive_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OpenAIRequestError(
+            _("`%(name)s` must be a positive integer.") % {"name": name}, param=name
+        )
+    return value
+
+
+def parse_completion_request(
+    body: dict[str, Any], request: HttpRequest
+) -> tuple[TurnRequest, dict]:
+    """Return the turn and the stream options of an OpenAI chat completion body."""
+    unsupported = sorted(
+        name for name in UNSUPPORTED_FIELDS if body.get(name) not in (None, [], False)
+    )
+    if unsupported:
+        raise OpenAIRequestError(
+            _("`%(name)s` is not supported by this endpoint.")
+            % {"name": unsupported[0]},
+            param=unsupported[0],
+        )
+    if body.get("n") not in (None, 1):
+        raise OpenAIRequestError(_("Only `n: 1` is supported."), param="n")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise OpenAIRequestError(_("`model` is required."), param="model")
+    messages = _messages(body)
+    limit = _positive_int(body, "max_completion_tokens") or _positive_int(
+        body, "max_tokens"
+    )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise OpenAIRequestError(_("`stream` must be a boolean."), param="stream")
+    stream_options = body.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        raise OpenAIRequestError(
+            _("`stream_options` must be an object."), param="stream_options"
+        )
+    store = body.get("store", False)
+    if not isinstance(store, bool):
+        raise OpenAIRequestError(_("`store` must be a boolean."), param="store")
+    temperature = body.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= 2
+    ):
+        raise OpenAIRequestError(
+            _("`temperature` must be between 0 and 2."), param="temperature"
+        )
+    options = {
+        name: body[name] for name in SAMPLING_FIELDS if body.get(name) is not None
+    }
+    turn = TurnRequest(
+        user=request.user,
+        message=messages[-1]["content"],
+        model=model,
+        store=store,
+        history=messages[:-1],
+        max_completion_tokens=limit,
+        api_key=request.auth,
+        options=options,
+    )
+    return turn, {
+        "stream": stream,
+        "include_usage": bool(stream_options.get("include_usage")),
+    }
+
+
+def _usage(result: TurnResult) -> dict[str, Any]:
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "total_tokens": result.total_tokens,
+        "points": {"charged": result.points_charged, "remaining": result.remaining},
+    }
+
+
+def _finish_reason(turn: PreparedTurn, result: TurnResult) -> str:
+    return "length" if result.completion_tokens >= turn.completion_limit else "stop"
+
+
+def _points_headers(result: TurnResult) -> dict[str, str]:
+    return {
+        "X-Points-Charged": str(result.points_charged),
+        "X-Points-Remaining": str(result.remaining),
+    }
+
+
+@csrf_exempt  # API keys only; no session, so no CSRF exposure.
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    try:
+        if request.method != "POST":
+            raise OpenAIRequestError(_("Use POST."))
+        await _authenticate(request)
+        body = json_object(request)
+        turn_request, stream = parse_completion_request(body, request)
+        prepared = await sync_to_async(prepare_turn)(turn_request)
+    except ServiceError as error:
+        return openai_error(error)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    if stream["stream"]:
+        return await _stream(prepared, completion_id, created, stream["include_usage"])
+    async with aclosing(
+        stream_turn(prepared, get_provider(), incremental=False)
+    ) as events:
+        async for event in events:
+            if isinstance(event, Failed):
+                return openai_error(event.error)
+            if isinstance(event, Finished):
+                result = event.result
+                return JsonResponse(
+                    {
+                        "id": completion_id,
+                        "object": "chat.completion",
+                        "created": created,
+                        "model": result.model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {
+                                    "role": "assistant",
+                                    "content": result.text,
+                                },
+                                "finish_reason": _finish_reason(prepared, result),
+                            }
+                        ],
+                        "usage": _usage(result),
+                    },
+                    headers=_points_headers(result),
+                )
+    raise RuntimeError("stream_turn ended without an outcome")
+
+
+def _chunk(completion_id: str, created: int, model: str, **fields: Any) -> bytes:
+    payload = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        **fields,
+    }
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
+async def _stream(
+    turn: PreparedTurn, completion_id: str, created: int, include_usage: bool
+) -> HttpResponse:
+    events = stream_turn(turn, get_provider())
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    if isinstance(first, Failed):
+        await events.aclose()
+        return openai_error(first.error)
+
+    def chunk(**fields: Any) -> bytes:
+        return _chunk(completion_id, created, turn.model, **fields)
+
+    async def body() -> AsyncIterator[bytes]:
+        async with aclosing(events):
+            yield chunk(
+                choices=[
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ]
+            )
+            event = first
+            while isinstance(event, Delta):
+                yield chunk(
+                    choices=[
+                        {
+                            "index": 0,
+                            "delta": {"content": event.text},
+                            "finish_reason": None,
+                        }
+                    ]
+                )
+                event = await anext(events)
+            if isinstance(event, Failed):
+                error = openai_error(event.error)
+                yield f"data: {error.content.decode()}\n\n".encode()
+                return
+            result = event.result
+            finish = {
+                "index": 0,
+                "delta": {},
+                "finish_reason": _finish_reason(turn, result),
+            }
+            if include_usage:
+                yield chunk(choices=[finish])
+                yield chunk(choices=[], usage=_usage(result))
+            else:
+                # Clients that did not ask for usage still learn the cost here.
+                yield chunk(choices=[finish], usage=_usage(result))
+            yield b"data: [DONE]\n\n"
+
+    response = StreamingHttpResponse(body(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    response["X-Points-Held"] = str(turn.hold.amount)
+    return response
+
+
+@csrf_exempt
+async def models(request: HttpRequest) -> HttpResponse:
+    try:
+        if request.method != "GET":
+            raise OpenAIRequestError(_("Use GET."))
+        await _authenticate(request)
+    except ServiceError as error:
+        return openai_error(error)
+    return JsonResponse(
+        {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "eora"}
+                for name in settings.LLM_MODELS
+            ],
+        }
+    )
