@@ -359,7 +359,7 @@ def settle_turn(
         prompt_tokens=metered.prompt_tokens,
         completion_tokens=metered.completion_tokens,
         points_charged=-entry.amount if entry else 0,
-        remaining=_remaining(turn.account, entry),
+        remaining=entry.account.available if entry else _available(turn.account),
         conversation_id=conversation.pk if conversation else None,
         message_id=answer.pk if answer else None,
         transaction_id=entry.pk if entry else None,
@@ -368,7 +368,7 @@ def settle_turn(
     )
 
 
-def _remaining(account: Account, entry) -> int:
+def _available(account: Account) -> int:
     account.refresh_from_db(fields=["balance", "held"])
     return account.available
 

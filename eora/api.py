@@ -1,20 +1,15 @@
-"""DRF plumbing shared by every API: one error envelope and the throttles."""
+"""The error envelope of every DRF view: {"success": false, "error", "code"}."""
 
-import logging
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, throttling
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from accounts.models import ApiKey
 from eora.errors import ServiceError
 from eora.http import error_body
-
-logger = logging.getLogger(__name__)
 
 DRF_CODES = {
     exceptions.ParseError: "invalid_request",
@@ -69,43 +64,3 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         body["retry_after"] = int(exc.wait + 0.999)
     response.data = body
     return response
-
-
-class ConfiguredRateThrottle(throttling.SimpleRateThrottle):
-    """A throttle whose rate is read from API_THROTTLE_RATES when it is used.
-
-    If the shared cache is down the request is let through (and logged): an
-    outage of the rate limiter must not take the API down with it.
-    """
-
-    def get_rate(self) -> str | None:
-        return settings.API_THROTTLE_RATES.get(self.scope)
-
-    def allow_request(self, request: Any, view: Any) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except Exception:
-            logger.exception("Throttle cache unavailable; request not throttled.")
-            return True
-
-
-class UserRateThrottle(ConfiguredRateThrottle):
-    scope = "user"
-
-    def get_cache_key(self, request: Any, view: Any) -> str | None:
-        if not request.user or not request.user.is_authenticated:
-            return self.cache_format % {
-                "scope": self.scope,
-                "ident": self.get_ident(request),
-            }
-        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
-
-
-class ApiKeyRateThrottle(ConfiguredRateThrottle):
-    scope = "api_key"
-
-    def get_cache_key(self, request: Any, view: Any) -> str | None:
-        key = getattr(request, "auth", None)
-        if not isinstance(key, ApiKey):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": key.pk}

@@ -9,8 +9,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 
 from accounts.authentication import INVALID_KEY_MESSAGE, user_for_bearer
-from eora.api import ApiKeyRateThrottle, UserRateThrottle
 from eora.http import NotAuthenticated, PermissionDenied, Throttled
+from eora.throttles import ApiKeyRateThrottle, UserRateThrottle
 
 
 class CsrfFailed(PermissionDenied):

@@ -223,8 +223,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "eora.api.UserRateThrottle",
-        "eora.api.ApiKeyRateThrottle",
+        "eora.throttles.UserRateThrottle",
+        "eora.throttles.ApiKeyRateThrottle",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
