@@ -332,7 +332,10 @@ def settle_turn(
         conversation = _save_user_message(turn, status, now)
         try:
             entry = ledger.capture_hold(
-                hold=turn.hold, actual_cost=metered.cost, usage=metered
+                hold=turn.hold,
+                actual_cost=metered.cost,
+                usage=metered,
+                api_key=turn.request.api_key,
             )
         except HoldExpired:
             # The turn outlived its hold; charge what is still available instead.

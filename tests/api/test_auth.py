@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key, revoke_api_key
 from accounts.models import ApiKey
+from points.models import Transaction, TransactionType
 
 
 def test_no_credentials_is_401_with_envelope(client: Client) -> None:
@@ -148,3 +149,10 @@ def test_requests_pass_when_throttle_cache_is_down(api: APIClient, settings) -> 
         }
     }
     assert api.get("/api/user/points").status_code == 200
+
+
+def test_api_chat_ledger_row_records_the_key(api: APIClient, user, settings) -> None:
+    settings.DEMO_STREAM_DELAY_MS = 0
+    api.post("/api/chat", {"message": "hi"}, format="json")
+    row = Transaction.objects.get(account__user=user, type=TransactionType.CHAT_USAGE)
+    assert row.api_key == ApiKey.objects.get(user=user)
