@@ -8,6 +8,7 @@ from contextlib import aclosing
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
@@ -124,10 +125,27 @@ async def chat(request: HttpRequest) -> HttpResponse:
     except ServiceError as error:
         return error_response(error)
     if isinstance(prepared, TurnResult):
-        return JsonResponse(result_body(prepared))
-    if streaming:
+        return _replayed(prepared, streaming)
+    if streaming and isinstance(request, ASGIRequest):
         return await _streaming_response(prepared)
-    return await _json_response(prepared)
+    response = await _json_response(prepared)
+    if streaming and response.status_code == 200:
+        # A WSGI server would buffer a stream anyway: send the events at once.
+        return _as_events(json.loads(response.content), response)
+    return response
+
+
+def _replayed(result: TurnResult, streaming: bool) -> HttpResponse:
+    response = JsonResponse(result_body(result))
+    return _as_events(result_body(result), response) if streaming else response
+
+
+def _as_events(body: dict[str, Any], source: HttpResponse) -> HttpResponse:
+    events = sse("delta", {"text": body["response"]}) + sse("done", body)
+    response = HttpResponse(events, content_type="text/event-stream")
+    if "Server-Timing" in source:
+        response["Server-Timing"] = source["Server-Timing"]
+    return response
 
 
 async def _json_response(turn: PreparedTurn) -> HttpResponse:

@@ -42,6 +42,15 @@ class TurnInProgress(ChatError):
     default_message = _("A request with this idempotency key is still in progress.")
 
 
+class TurnAbandoned(ChatError):
+    code = "request_abandoned"
+    status_code = 409
+    default_message = _(
+        "The first request with this idempotency key ended before any answer was "
+        "delivered, and nothing was charged. Send it again with a new key."
+    )
+
+
 class ProviderError(ChatError):
     code = "provider_error"
     status_code = 502

@@ -23,6 +23,7 @@ from chat.exceptions import (
     InvalidMessage,
     MessageTooLong,
     ProviderError,
+    TurnAbandoned,
     TurnInProgress,
     UnknownModel,
 )
@@ -165,7 +166,9 @@ def replay_result(hold: Hold) -> TurnResult:
     if hold.status == HoldStatus.OPEN:
         raise TurnInProgress()
     if hold.status != HoldStatus.CAPTURED:
-        raise ProviderError()
+        if Message.objects.filter(hold=hold, status=MessageStatus.FAILED).exists():
+            raise ProviderError()
+        raise TurnAbandoned()
     answer = Message.objects.select_related("transaction").get(transaction__hold=hold)
     return _result_from_answer(answer, answer.transaction.balance_after)
 

@@ -112,7 +112,20 @@ CHAT_OPERATION = {
             "description": "The answer and what it cost.",
             "content": {
                 "application/json": {"schema": CHAT_RESPONSE_SCHEMA},
-                "text/event-stream": {"schema": {"type": "string"}},
+                "text/event-stream": {
+                    "schema": {
+                        "description": "One server-sent event.",
+                        "type": "object",
+                        "properties": {
+                            "event": {
+                                "type": "string",
+                                "enum": ["delta", "done", "error"],
+                            },
+                            "data": {"type": "string"},
+                        },
+                        "required": ["data"],
+                    }
+                },
             },
         },
         "400": _error("Bad request."),

@@ -47,3 +47,6 @@ urlpatterns = [
     ),
     path("v1/models", openai_api.models, name="v1-models"),
 ]
+
+handler404 = "eora.errors_views.not_found"
+handler500 = "eora.errors_views.server_error"

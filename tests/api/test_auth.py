@@ -156,3 +156,22 @@ def test_api_chat_ledger_row_records_the_key(api: APIClient, user, settings) -> 
     api.post("/api/chat", {"message": "hi"}, format="json")
     row = Transaction.objects.get(account__user=user, type=TransactionType.CHAT_USAGE)
     assert row.api_key == ApiKey.objects.get(user=user)
+
+
+def test_unknown_api_path_is_json_404(api: APIClient) -> None:
+    for path in ("/api/nope", "/api/keys/not-a-number"):
+        response = api.get(path)
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+
+
+def test_unknown_v1_path_is_openai_shaped_404(api: APIClient) -> None:
+    response = api.get("/v1/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_unknown_page_is_html_404(client) -> None:
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")

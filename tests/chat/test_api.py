@@ -250,3 +250,25 @@ def test_chat_streams_when_client_accepts_event_stream(user) -> None:
         return b"".join([chunk async for chunk in response.streaming_content])
 
     assert read_events(async_to_sync(scenario)())[-1][0] == "done"
+
+
+def test_streamed_retry_with_same_key_replays_as_events(signed_in: Client) -> None:
+    first = post(signed_in, {"message": "hello"}, Idempotency_Key="turn-1").json()
+
+    again = post(
+        signed_in, {"message": "hello", "stream": True}, Idempotency_Key="turn-1"
+    )
+
+    assert again["Content-Type"] == "text/event-stream"
+    events = read_events(again.content)
+    assert [name for name, _ in events] == ["delta", "done"]
+    assert events[-1][1] == first
+
+
+def test_stream_under_wsgi_is_sent_whole_as_events(signed_in: Client) -> None:
+    # Django's test client is a WSGI-style handler: no real streaming there.
+    response = post(signed_in, {"message": "hello", "stream": True})
+
+    events = read_events(response.content)
+    assert [name for name, _ in events] == ["delta", "done"]
+    assert events[0][1]["text"] == events[1][1]["response"]

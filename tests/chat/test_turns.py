@@ -11,6 +11,8 @@ from chat.exceptions import (
     ConversationNotFound,
     InvalidMessage,
     MessageTooLong,
+    ProviderError,
+    TurnAbandoned,
     TurnInProgress,
     UnknownModel,
 )
@@ -360,3 +362,15 @@ def test_turn_that_outlives_its_hold_is_still_charged(make_user, settings) -> No
         == -result.points_charged
     )
     assert audit_accounts() == []
+
+
+def test_repeated_key_of_turn_that_failed_replays_the_failure(user) -> None:
+    run(prepare_turn(keyed(user)), ScriptedProvider(["x"], fail_after=0))
+    with pytest.raises(ProviderError):
+        prepare_turn(keyed(user))
+
+
+def test_repeated_key_of_abandoned_turn_says_so(user) -> None:
+    run(prepare_turn(keyed(user)), ScriptedProvider(["One ", "two"]), stop_after=1)
+    with pytest.raises(TurnAbandoned):
+        prepare_turn(keyed(user))
