@@ -3,13 +3,14 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from eora.errors import ServiceError
-from eora.http import error_body
+from eora.http import PayloadTooLarge, error_body
 
 DRF_CODES = {
     exceptions.ParseError: "invalid_request",
@@ -37,6 +38,8 @@ def _first_message(detail: Any) -> str:
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Answer every API error as {"success": false, "error", "code", ...}."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
     if isinstance(exc, ServiceError):
         return Response(error_body(exc), status=exc.status_code, headers=exc.headers())
     if isinstance(exc, Http404):

@@ -175,3 +175,12 @@ def test_unknown_page_is_html_404(client) -> None:
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_oversized_body_is_413(api: APIClient, settings) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = {"name": "x" * 2000}
+    for path in ("/api/keys", "/api/chat"):
+        response = api.post(path, body, format="json")
+        assert response.status_code == 413, path
+        assert response.json()["code"] == "payload_too_large"
