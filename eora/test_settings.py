@@ -19,3 +19,4 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # One process: a local cache keeps the throttles' state out of the query counts.
 # (The throttle test across processes points REDIS_URL at Redis explicitly.)
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+WHITENOISE_USE_FINDERS = True
