@@ -165,6 +165,24 @@ def _find_record(
     return record
 
 
+def _remember(
+    account: Account,
+    key: str | None,
+    fingerprint: str,
+    operation: str,
+    **outcome: object,
+) -> None:
+    """Record what a keyed call made, so that its repeat returns the same."""
+    if key is not None:
+        IdempotencyRecord.objects.create(
+            account=account,
+            key=key,
+            request_hash=fingerprint,
+            operation=operation,
+            **outcome,
+        )
+
+
 def _replay_refusal(record: IdempotencyRecord) -> None:
     if record.refused_required is not None:
         raise InsufficientPoints(
@@ -175,15 +193,14 @@ def _replay_refusal(record: IdempotencyRecord) -> None:
 def _refuse(
     account: Account, key: str | None, fingerprint: str, operation: str, required: int
 ) -> InsufficientPoints:
-    if key is not None:
-        IdempotencyRecord.objects.create(
-            account=account,
-            key=key,
-            request_hash=fingerprint,
-            operation=operation,
-            refused_available=account.available,
-            refused_required=required,
-        )
+    _remember(
+        account,
+        key,
+        fingerprint,
+        operation,
+        refused_available=account.available,
+        refused_required=required,
+    )
     return InsufficientPoints(available=account.available, required=required)
 
 
@@ -297,14 +314,7 @@ def grant(
             idempotency_key=key,
             request_hash=fingerprint if key else "",
         )
-        if key is not None:
-            IdempotencyRecord.objects.create(
-                account=locked,
-                key=key,
-                request_hash=fingerprint,
-                operation="grant",
-                transaction=entry,
-            )
+        _remember(locked, key, fingerprint, "grant", transaction=entry)
         return entry
 
 
@@ -376,14 +386,7 @@ def debit(
                 request_hash=fingerprint if key else "",
                 **_usage_fields(usage),
             )
-            if key is not None:
-                IdempotencyRecord.objects.create(
-                    account=locked,
-                    key=key,
-                    request_hash=fingerprint,
-                    operation="debit",
-                    transaction=entry,
-                )
+            _remember(locked, key, fingerprint, "debit", transaction=entry)
             return entry
     raise refusal
 
@@ -430,14 +433,7 @@ def adjust(
                 idempotency_key=key,
                 request_hash=fingerprint if key else "",
             )
-            if key is not None:
-                IdempotencyRecord.objects.create(
-                    account=locked,
-                    key=key,
-                    request_hash=fingerprint,
-                    operation="adjust",
-                    transaction=entry,
-                )
+            _remember(locked, key, fingerprint, "adjust", transaction=entry)
             return entry
     raise refusal
 
@@ -496,14 +492,7 @@ def place_hold(
             )
             locked.held += amount
             locked.save(update_fields=["held"])
-            if key is not None:
-                IdempotencyRecord.objects.create(
-                    account=locked,
-                    key=key,
-                    request_hash=fingerprint,
-                    operation="place_hold",
-                    hold=hold,
-                )
+            _remember(locked, key, fingerprint, "place_hold", hold=hold)
             return hold
     raise refusal
 
