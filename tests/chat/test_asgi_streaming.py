@@ -1,12 +1,7 @@
 """Streaming under the production ASGI server: uvicorn serving eora.asgi."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,68 +9,26 @@ import httpx
 import pytest
 
 from tests.chat.fake_openai import FakeOpenAI, Script
+from tests.live_server import manage, server_environment, uvicorn_server
 
-ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "asgi-streaming@example.com"
 PASSWORD = "correct-horse-battery-staple"
-STARTUP_SECONDS = 10
 # Shorter than the fake server's gate timeout, so that a buffered response fails
 # the test by timing out instead of arriving in one piece later.
 READ_TIMEOUT_SECONDS = 5
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def production_env(tmp_path: Path, llm_base_url: str) -> dict[str, str]:
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "DATABASE_", "TEST_DATABASE", "LLM_"))
-    }
-    return {
-        **inherited,
-        "DJANGO_SETTINGS_MODULE": "eora.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "EORA_DATA_DIR": str(tmp_path),
-        "SECRET_KEY": "asgi-streaming-test-only-key",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LLM_PROVIDER": "openai",
-        "LLM_BASE_URL": llm_base_url,
-        "LLM_API_KEY": "test-key",
-        "LLM_MODELS": "gpt-4o-mini",
+    return server_environment(
+        tmp_path,
+        LLM_PROVIDER="openai",
+        LLM_BASE_URL=llm_base_url,
+        LLM_API_KEY="test-key",
+        LLM_MODELS="gpt-4o-mini",
         # Longer than the test waits: only buffering can hold the first delta back.
-        "LLM_TIMEOUT": "20",
-        "LLM_MAX_RETRIES": "0",
-    }
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
+        LLM_TIMEOUT="20",
+        LLM_MAX_RETRIES="0",
     )
-
-
-def wait_until_serving(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"uvicorn exited early:\n{log.read_text()}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    pytest.fail(f"uvicorn did not start in {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
 @pytest.fixture
@@ -90,39 +43,8 @@ def asgi_server(tmp_path: Path, fake_openai: FakeOpenAI) -> Iterator[str]:
         "from accounts.services import register_user; "
         f"register_user(email={EMAIL!r}, password={PASSWORD!r})",
     )
-    port = free_port()
-    log = tmp_path / "uvicorn.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "eora.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--lifespan",
-                "off",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(f"{base_url}/accounts/login/", server, log)
+    with uvicorn_server(env, tmp_path / "uvicorn.log") as base_url:
         yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def log_in(client: httpx.Client) -> None:
