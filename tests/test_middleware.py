@@ -26,3 +26,22 @@ def test_static_middleware_passes_other_paths_on(db: None) -> None:
         return (await AsyncClient().get("/accounts/login/")).status_code
 
     assert async_to_sync(fetch)() == 200
+
+
+def test_pages_are_korean_whatever_the_browser_prefers(
+    client: Client, db: None
+) -> None:
+    page = client.get("/accounts/login/", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert page["Content-Language"] == "ko"
+
+
+def test_pages_follow_the_language_chosen_in_the_menu(client: Client, db: None) -> None:
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    assert client.get("/accounts/login/")["Content-Language"] == "en"
+
+
+def test_api_follows_accept_language(client: Client, db: None) -> None:
+    english = client.get("/api/user/points", headers={"Accept-Language": "en"})
+    default = client.get("/api/user/points")
+    assert english.json()["error"] != default.json()["error"]
+    assert default["Content-Language"] == "ko"
