@@ -15,7 +15,14 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chat.providers import get_provider
 from chat.services import PreparedTurn, TurnRequest, TurnResult, prepare_turn
-from chat.streaming import Delta, Failed, Finished, TurnEvent, stream_turn
+from chat.streaming import (
+    Delta,
+    Failed,
+    Finished,
+    TurnEvent,
+    complete_turn,
+    start_stream,
+)
 from eora.api_auth import authenticate
 from eora.errors import ServiceError
 from eora.http import InvalidRequest, error_response, json_object
@@ -150,29 +157,18 @@ def _as_events(body: dict[str, Any], source: HttpResponse) -> HttpResponse:
 
 async def _json_response(turn: PreparedTurn) -> HttpResponse:
     started = time.perf_counter()
-    async with aclosing(stream_turn(turn, get_provider(), incremental=False)) as events:
-        async for event in events:
-            if isinstance(event, Failed):
-                return error_response(event.error)
-            if isinstance(event, Finished):
-                turn.timings["model"] = (
-                    time.perf_counter() - started - turn.timings.get("settle", 0)
-                )
-                response = JsonResponse(result_body(event.result))
-                response["Server-Timing"] = server_timing(turn.timings)
-                return response
-    raise RuntimeError("stream_turn ended without an outcome")
+    outcome = await complete_turn(turn, get_provider())
+    if isinstance(outcome, Failed):
+        return error_response(outcome.error)
+    turn.timings["model"] = time.perf_counter() - started - turn.timings["settle"]
+    response = JsonResponse(result_body(outcome.result))
+    response["Server-Timing"] = server_timing(turn.timings)
+    return response
 
 
 async def _streaming_response(turn: PreparedTurn) -> HttpResponse:
-    events = stream_turn(turn, get_provider())
-    try:
-        first = await anext(events)
-    except BaseException:
-        await events.aclose()
-        raise
+    first, events = await start_stream(turn, get_provider())
     if isinstance(first, Failed):
-        await events.aclose()
         return error_response(first.error)
 
     async def body() -> AsyncIterator[bytes]:

@@ -19,11 +19,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.authentication import user_for_bearer
 from chat.providers import get_provider
 from chat.services import PreparedTurn, TurnRequest, TurnResult, prepare_turn
-from chat.streaming import Delta, Failed, Finished, stream_turn
-from eora.api_auth import check_throttles
+from chat.streaming import Delta, Failed, complete_turn, start_stream
+from eora.api_auth import authenticate
 from eora.errors import ServiceError
 from eora.http import json_object
 
@@ -78,11 +77,6 @@ class OpenAIRequestError(ServiceError):
         super().__init__(message)
 
 
-class MissingApiKey(ServiceError):
-    code = "invalid_api_key"
-    status_code = 401
-
-
 def openai_error(error: ServiceError) -> JsonResponse:
     """Answer in OpenAI's error shape, so that OpenAI SDKs raise their usual errors."""
     code = {
@@ -99,23 +93,6 @@ def openai_error(error: ServiceError) -> JsonResponse:
         }
     }
     return JsonResponse(body, status=error.status_code, headers=error.headers())
-
-
-async def _authenticate(request: HttpRequest) -> Any:
-    authorization = request.headers.get("Authorization", "")
-    if not authorization:
-        raise MissingApiKey(
-            _("Send your EORA API key as `Authorization: Bearer <key>`.")
-        )
-    from rest_framework.exceptions import AuthenticationFailed
-
-    try:
-        user, key = await sync_to_async(user_for_bearer)(authorization)
-    except AuthenticationFailed as error:
-        raise MissingApiKey(str(error.detail)) from error
-    request.user, request.auth = user, key
-    await sync_to_async(check_throttles)(request)
-    return user
 
 
 def _text_of(content: Any, index: int) -> str:
@@ -265,7 +242,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     try:
         if request.method != "POST":
             raise OpenAIRequestError(_("Use POST."))
-        await _authenticate(request)
+        await authenticate(request, session=False)
         body = json_object(request)
         turn_request, stream = parse_completion_request(body, request)
         prepared = await sync_to_async(prepare_turn)(turn_request)
@@ -275,35 +252,27 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     created = int(time.time())
     if stream["stream"]:
         return await _stream(prepared, completion_id, created, stream["include_usage"])
-    async with aclosing(
-        stream_turn(prepared, get_provider(), incremental=False)
-    ) as events:
-        async for event in events:
-            if isinstance(event, Failed):
-                return openai_error(event.error)
-            if isinstance(event, Finished):
-                result = event.result
-                return JsonResponse(
-                    {
-                        "id": completion_id,
-                        "object": "chat.completion",
-                        "created": created,
-                        "model": result.model,
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {
-                                    "role": "assistant",
-                                    "content": result.text,
-                                },
-                                "finish_reason": _finish_reason(prepared, result),
-                            }
-                        ],
-                        "usage": _usage(result),
-                    },
-                    headers=_points_headers(result),
-                )
-    raise RuntimeError("stream_turn ended without an outcome")
+    outcome = await complete_turn(prepared, get_provider())
+    if isinstance(outcome, Failed):
+        return openai_error(outcome.error)
+    result = outcome.result
+    return JsonResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": result.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": result.text},
+                    "finish_reason": _finish_reason(prepared, result),
+                }
+            ],
+            "usage": _usage(result),
+        },
+        headers=_points_headers(result),
+    )
 
 
 def _chunk(completion_id: str, created: int, model: str, **fields: Any) -> bytes:
@@ -320,14 +289,8 @@ def _chunk(completion_id: str, created: int, model: str, **fields: Any) -> bytes
 async def _stream(
     turn: PreparedTurn, completion_id: str, created: int, include_usage: bool
 ) -> HttpResponse:
-    events = stream_turn(turn, get_provider())
-    try:
-        first = await anext(events)
-    except BaseException:
-        await events.aclose()
-        raise
+    first, events = await start_stream(turn, get_provider())
     if isinstance(first, Failed):
-        await events.aclose()
         return openai_error(first.error)
 
     def chunk(**fields: Any) -> bytes:
@@ -386,7 +349,7 @@ async def models(request: HttpRequest) -> HttpResponse:
     try:
         if request.method != "GET":
             raise OpenAIRequestError(_("Use GET."))
-        await _authenticate(request)
+        await authenticate(request, session=False)
     except ServiceError as error:
         return openai_error(error)
     return JsonResponse(

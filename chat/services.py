@@ -34,10 +34,9 @@ from points import services as ledger
 from points.exceptions import (
     HoldExpired,
     HoldNotOpen,
-    IdempotencyConflict,
     InsufficientPoints,
 )
-from points.models import Account, Hold, HoldStatus
+from points.models import Account, Hold, HoldStatus, Transaction
 from points.pricing import (
     Rates,
     Usage,
@@ -45,7 +44,7 @@ from points.pricing import (
     cost_of,
     rates_for,
 )
-from points.selectors import account_for_user, idempotency_record
+from points.selectors import account_for_user
 from points.tokens import count_chat_tokens, count_tokens
 
 logger = logging.getLogger(__name__)
@@ -211,16 +210,15 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
     account = account_for_user(request.user)
     key = _chat_key(request.idempotency_key)
     if key is not None:
-        record = idempotency_record(account, key)
-        if record is not None:
-            fingerprint = ledger.request_hash("place_hold", request=request.fingerprint)
-            if record.request_hash != fingerprint:
-                raise IdempotencyConflict()
-            if record.refused_required is not None:
-                raise InsufficientPoints(
-                    available=record.refused_available, required=record.refused_required
-                )
-            return replay_result(record.hold)
+        # Before sizing a new hold: a repeat must get its first answer even if the
+        # balance could no longer pay for it.
+        earlier = ledger.replayed_hold(
+            account=account,
+            idempotency_key=key,
+            request_fingerprint=request.fingerprint,
+        )
+        if earlier is not None:
+            return replay_result(earlier)
 
     limit = min(
         request.max_completion_tokens or settings.CHAT_MAX_COMPLETION_TOKENS,
@@ -284,7 +282,9 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
     )
 
 
-def _save_user_message(turn: PreparedTurn, status: str, now) -> Conversation | None:
+def _save_user_message(
+    turn: PreparedTurn, status: str, now, error_code: str = ""
+) -> Conversation | None:
     if not turn.request.store:
         return None
     conversation = turn.conversation
@@ -309,6 +309,7 @@ def _save_user_message(turn: PreparedTurn, status: str, now) -> Conversation | N
         model=turn.model,
         status=status,
         hold=turn.hold,
+        error_code=error_code,
         created_at=now,
     )
     return conversation
@@ -379,7 +380,7 @@ def _available(account: Account) -> int:
     return account.available
 
 
-def _charge_after_expiry(turn: PreparedTurn, metered: Usage):
+def _charge_after_expiry(turn: PreparedTurn, metered: Usage) -> Transaction | None:
     entry = ledger.charge_available(
         account=turn.account, usage=metered, api_key=turn.request.api_key
     )
@@ -398,12 +399,12 @@ def fail_turn(turn: PreparedTurn, error: Exception) -> None:
     with transaction.atomic():
         with suppress(HoldNotOpen):
             ledger.release_hold(hold=turn.hold)
-        now = timezone.now()
-        conversation = _save_user_message(turn, MessageStatus.FAILED, now)
-        if conversation is not None:
-            Message.objects.filter(hold=turn.hold).update(
-                error_code=getattr(error, "code", "error")
-            )
+        _save_user_message(
+            turn,
+            MessageStatus.FAILED,
+            timezone.now(),
+            error_code=getattr(error, "code", "error"),
+        )
 
 
 def release_unstarted_turn(turn: PreparedTurn) -> None:

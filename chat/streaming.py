@@ -99,3 +99,32 @@ async def stream_turn(
         sync_to_async(settle_turn)(turn, text="".join(delivered), usage=usage)
     )
     yield Finished(result)
+
+
+async def start_stream(
+    turn: PreparedTurn, provider: Provider
+) -> tuple[TurnEvent, AsyncIterator[TurnEvent]]:
+    """Start a streamed turn and wait for its first event.
+
+    Response headers go out with the first byte, so waiting lets a failure before
+    any output still be answered as a plain error with its own status. When the
+    first event is `Failed`, the stream is already closed.
+    """
+    events = stream_turn(turn, provider)
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    if isinstance(first, Failed):
+        await events.aclose()
+    return first, events
+
+
+async def complete_turn(turn: PreparedTurn, provider: Provider) -> Finished | Failed:
+    """Run a turn to its end for a consumer that answers all at once."""
+    async with aclosing(stream_turn(turn, provider, incremental=False)) as events:
+        async for event in events:
+            if not isinstance(event, Delta):
+                return event
+    raise RuntimeError("stream_turn ended without an outcome")

@@ -16,7 +16,7 @@ from chat.models import Conversation
 from chat.providers import get_provider, provider_label
 from chat.selectors import conversations_for, messages_of
 from chat.services import TurnRequest, TurnResult, available_models, prepare_turn
-from chat.streaming import Failed, Finished, stream_turn
+from chat.streaming import Failed, complete_turn
 from eora.errors import ServiceError
 from points.exceptions import InsufficientPoints
 
@@ -105,14 +105,12 @@ async def send_message(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(back)
     result = prepared
     if not isinstance(prepared, TurnResult):
-        result = None
-        async for event in stream_turn(prepared, get_provider(), incremental=False):
-            if isinstance(event, Failed):
-                await sync_to_async(messages.error)(
-                    request, _error_message(event.error)
-                )
-            elif isinstance(event, Finished):
-                result = event.result
+        outcome = await complete_turn(prepared, get_provider())
+        if isinstance(outcome, Failed):
+            result = None
+            await sync_to_async(messages.error)(request, _error_message(outcome.error))
+        else:
+            result = outcome.result
     if result is not None and result.conversation_id:
         back = reverse("chat:conversation", args=[result.conversation_id])
     return HttpResponseRedirect(back)

@@ -12,6 +12,8 @@ from accounts.authentication import INVALID_KEY_MESSAGE, user_for_bearer
 from eora.http import NotAuthenticated, PermissionDenied, Throttled
 from eora.throttles import ApiKeyRateThrottle, UserRateThrottle
 
+MISSING_KEY_MESSAGE = _("Send your EORA API key as `Authorization: Bearer <key>`.")
+
 
 class CsrfFailed(PermissionDenied):
     code = "csrf_failed"
@@ -40,9 +42,16 @@ def check_throttles(request: HttpRequest) -> None:
             raise Throttled(wait=throttle.wait() or 1)
 
 
-async def authenticate(request: HttpRequest) -> AbstractBaseUser:
-    """Return the calling user, or raise 401/403/429 as a `ServiceError`."""
+async def authenticate(
+    request: HttpRequest, *, session: bool = True
+) -> AbstractBaseUser:
+    """Return the calling user, or raise 401/403/429 as a `ServiceError`.
+
+    With `session=False` only an API key is accepted.
+    """
     authorization = request.headers.get("Authorization", "")
+    if not authorization and not session:
+        raise NotAuthenticated(MISSING_KEY_MESSAGE)
     if authorization:
         try:
             user, key = await sync_to_async(user_for_bearer)(authorization)

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from points.models import Account, Hold, HoldStatus, IdempotencyRecord, Transaction
+from points.models import Account, Hold, HoldStatus, Transaction
 
 
 def account_for_user(user: object) -> Account:
@@ -41,12 +41,4 @@ def history(
 def open_holds(account: Account) -> QuerySet[Hold]:
     return Hold.objects.filter(account=account, status=HoldStatus.OPEN).order_by(
         "expires_at"
-    )
-
-
-def idempotency_record(account: Account, key: str) -> IdempotencyRecord | None:
-    return (
-        IdempotencyRecord.objects.select_related("hold", "transaction")
-        .filter(account=account, key=key)
-        .first()
     )

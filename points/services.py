@@ -466,11 +466,7 @@ def place_hold(
         raise InvalidArgument(
             gettext("A hold needs a lifetime of at least one second.")
         )
-    fingerprint = (
-        request_hash("place_hold", request=request_fingerprint)
-        if request_fingerprint is not None
-        else request_hash("place_hold", amount=amount, ttl=ttl_seconds)
-    )
+    fingerprint = _hold_fingerprint(amount, ttl_seconds, request_fingerprint)
     with transaction.atomic():
         locked = _lock_account(account.pk)
         if key is not None and (record := _find_record(locked, key, fingerprint)):
@@ -495,6 +491,32 @@ def place_hold(
             _remember(locked, key, fingerprint, "place_hold", hold=hold)
             return hold
     raise refusal
+
+
+def _hold_fingerprint(
+    amount: int, ttl_seconds: int, request_fingerprint: str | None
+) -> str:
+    if request_fingerprint is not None:
+        return request_hash("place_hold", request=request_fingerprint)
+    return request_hash("place_hold", amount=amount, ttl=ttl_seconds)
+
+
+def replayed_hold(
+    *, account: Account, idempotency_key: str, request_fingerprint: str
+) -> Hold | None:
+    """Return the hold an earlier `place_hold` with this key made, if there was one.
+
+    For callers that must know before sizing a new hold. Raises as `place_hold`
+    would: `IdempotencyConflict` for another request, `InsufficientPoints` for a
+    key whose first call was refused.
+    """
+    key = _require_key(idempotency_key)
+    fingerprint = _hold_fingerprint(0, 0, request_fingerprint)
+    record = _find_record(account, key, fingerprint)
+    if record is None:
+        return None
+    _replay_refusal(record)
+    return record.hold
 
 
 def _lock_open_hold(hold: Hold) -> tuple[Account, Hold]:
