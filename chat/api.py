@@ -1,6 +1,5 @@
 """POST /api/chat: one metered chat turn, as JSON or as server-sent events."""
 
-import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +24,8 @@ from chat.streaming import (
 )
 from eora.api_auth import authenticate
 from eora.errors import ServiceError
-from eora.http import InvalidRequest, error_response, json_object
+from eora.http import InvalidRequest, error_body, error_response, json_object
+from points.services import MAX_IDEMPOTENCY_KEY_LENGTH
 
 CHAT_FIELDS = {"session_id", "message", "model", "stream"}
 
@@ -59,6 +59,19 @@ def result_body(result: TurnResult) -> dict[str, Any]:
     }
 
 
+def idempotency_key_of(request: HttpRequest) -> str | None:
+    """Return the request's Idempotency-Key; an empty header is no key."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidRequest(
+            _("Idempotency-Key must be at most %(limit)d characters.")
+            % {"limit": MAX_IDEMPOTENCY_KEY_LENGTH}
+        )
+    return key
+
+
 def parse_chat_request(body: dict[str, Any], request: HttpRequest, user) -> TurnRequest:
     session_id = body.get("session_id")
     if session_id is not None and not isinstance(session_id, str | int):
@@ -71,20 +84,12 @@ def parse_chat_request(body: dict[str, Any], request: HttpRequest, user) -> Turn
         raise InvalidRequest(_("model must be a string."))
     if "stream" in body and not isinstance(body["stream"], bool):
         raise InvalidRequest(_("stream must be true or false."))
-    key = request.headers.get("Idempotency-Key")
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            {"session_id": session_id, "message": message, "model": model},
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()
     return TurnRequest(
         user=user,
         message=message,
         model=model,
         conversation_id=session_id or None,
-        idempotency_key=key,
-        fingerprint=fingerprint,
+        idempotency_key=idempotency_key_of(request),
         api_key=getattr(request, "auth", None),
     )
 
@@ -113,10 +118,7 @@ def sse_for(event: TurnEvent, turn: PreparedTurn) -> bytes:
             "done",
             {**result_body(event.result), "timing": server_timing(turn.timings)},
         )
-    return sse(
-        "error",
-        {"success": False, "error": str(event.error.message), "code": event.error.code},
-    )
+    return sse("error", error_body(event.error))
 
 
 @csrf_exempt  # CSRF is enforced in `authenticate` for session-authenticated calls.

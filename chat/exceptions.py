@@ -14,6 +14,14 @@ class InvalidMessage(ChatError):
     default_message = _("The message must not be empty.")
 
 
+class UnstorableText(InvalidMessage):
+    code = "invalid_characters"
+    default_message = _(
+        "The message contains characters that cannot be stored (a NUL character "
+        "or an unpaired surrogate). Remove them and send it again."
+    )
+
+
 class MessageTooLong(ChatError):
     code = "message_too_long"
     default_message = _("The message is too long.")
@@ -49,6 +57,46 @@ class TurnAbandoned(ChatError):
         "The first request with this idempotency key ended before any answer was "
         "delivered, and nothing was charged. Send it again with a new key."
     )
+
+
+class TurnNotKept(ChatError):
+    code = "request_already_completed"
+    status_code = 409
+    default_message = _(
+        "The first request with this idempotency key was answered and charged, "
+        "but its answer was not kept, so it cannot be sent again."
+    )
+
+    def __init__(self, entry: object) -> None:
+        self.charged = -entry.amount
+        self.transaction_id = entry.pk
+        super().__init__()
+
+    def details(self) -> dict[str, object]:
+        return {"deducted": self.charged, "transaction_id": self.transaction_id}
+
+
+class TurnNotSaved(ChatError):
+    code = "turn_not_saved"
+    status_code = 503
+    default_message = _(
+        "The answer could not be saved. Nothing was charged; please try again."
+    )
+    charged_message = _(
+        "The answer could not be saved. Only the text you received was charged "
+        "(%(points)s points)."
+    )
+
+    def __init__(self, *, charged: int | None) -> None:
+        self.charged = charged or 0
+        super().__init__(
+            self.charged_message % {"points": f"{self.charged:,}"}
+            if self.charged
+            else None
+        )
+
+    def details(self) -> dict[str, object]:
+        return {"deducted": self.charged}
 
 
 class ProviderError(ChatError):

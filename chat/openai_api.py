@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
+from chat.api import idempotency_key_of
 from chat.providers import get_provider
 from chat.services import PreparedTurn, TurnRequest, TurnResult, prepare_turn
 from chat.streaming import Delta, Failed, complete_turn, start_stream
@@ -210,6 +211,7 @@ def parse_completion_request(
         max_completion_tokens=limit,
         api_key=request.auth,
         options=options,
+        idempotency_key=idempotency_key_of(request),
     )
     return turn, {
         "stream": stream,
@@ -226,8 +228,9 @@ def _usage(result: TurnResult) -> dict[str, Any]:
     }
 
 
-def _finish_reason(turn: PreparedTurn, result: TurnResult) -> str:
-    return "length" if result.completion_tokens >= turn.completion_limit else "stop"
+def _finish_reason(result: TurnResult) -> str:
+    limit = result.completion_limit
+    return "length" if limit and result.completion_tokens >= limit else "stop"
 
 
 def _points_headers(result: TurnResult) -> dict[str, str]:
@@ -250,12 +253,19 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return openai_error(error)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
+    if isinstance(prepared, TurnResult):
+        if stream["stream"]:
+            return _replayed_stream(prepared, completion_id, created)
+        return _completion(prepared, completion_id, created)
     if stream["stream"]:
         return await _stream(prepared, completion_id, created, stream["include_usage"])
     outcome = await complete_turn(prepared, get_provider())
     if isinstance(outcome, Failed):
         return openai_error(outcome.error)
-    result = outcome.result
+    return _completion(outcome.result, completion_id, created)
+
+
+def _completion(result: TurnResult, completion_id: str, created: int) -> JsonResponse:
     return JsonResponse(
         {
             "id": completion_id,
@@ -266,7 +276,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": result.text},
-                    "finish_reason": _finish_reason(prepared, result),
+                    "finish_reason": _finish_reason(result),
                 }
             ],
             "usage": _usage(result),
@@ -284,6 +294,39 @@ def _chunk(completion_id: str, created: int, model: str, **fields: Any) -> bytes
         **fields,
     }
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
+def _replayed_stream(
+    result: TurnResult, completion_id: str, created: int
+) -> HttpResponse:
+    """Answer a repeated key's finished turn as one burst of chunks."""
+
+    def chunk(**fields: Any) -> bytes:
+        return _chunk(completion_id, created, result.model, **fields)
+
+    body = b"".join(
+        [
+            chunk(
+                choices=[
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": result.text},
+                        "finish_reason": None,
+                    }
+                ]
+            ),
+            chunk(
+                choices=[
+                    {"index": 0, "delta": {}, "finish_reason": _finish_reason(result)}
+                ],
+                usage=_usage(result),
+            ),
+            b"data: [DONE]\n\n",
+        ]
+    )
+    return HttpResponse(
+        body, content_type="text/event-stream", headers=_points_headers(result)
+    )
 
 
 async def _stream(
@@ -327,7 +370,7 @@ async def _stream(
             finish = {
                 "index": 0,
                 "delta": {},
-                "finish_reason": _finish_reason(turn, result),
+                "finish_reason": _finish_reason(result),
             }
             if include_usage:
                 yield chunk(choices=[finish])

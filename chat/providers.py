@@ -27,11 +27,18 @@ PIECE = re.compile(r"\S+\s*|\s+")
 
 @dataclass(frozen=True)
 class ProviderUsage:
-    prompt_tokens: int
-    completion_tokens: int
+    """The usage a provider reported, as it sent it: the ledger decides if it counts."""
+
+    prompt_tokens: object
+    completion_tokens: object
 
 
-StreamEvent = str | ProviderUsage
+@dataclass(frozen=True)
+class StreamCut:
+    """The stream ended without saying the answer was finished (no finish reason)."""
+
+
+StreamEvent = str | ProviderUsage | StreamCut
 
 
 class Provider(Protocol):
@@ -180,6 +187,7 @@ class OpenAICompatibleProvider:
     ) -> AsyncIterator[StreamEvent]:
         client = _client()
         usage: ProviderUsage | None = None
+        finished = False
         try:
             stream = await client.chat.completions.create(
                 model=model,
@@ -193,11 +201,17 @@ class OpenAICompatibleProvider:
                 async for chunk in stream:
                     if chunk.usage is not None:
                         usage = ProviderUsage(
-                            prompt_tokens=chunk.usage.prompt_tokens,
-                            completion_tokens=chunk.usage.completion_tokens,
+                            prompt_tokens=getattr(chunk.usage, "prompt_tokens", None),
+                            completion_tokens=getattr(
+                                chunk.usage, "completion_tokens", None
+                            ),
                         )
-                    for choice in chunk.choices:
+                    for choice in chunk.choices or ():
+                        if choice.finish_reason:
+                            finished = True
                         if choice.delta is not None and choice.delta.content:
+                            if not isinstance(choice.delta.content, str):
+                                raise ProviderError()
                             yield choice.delta.content
         except (openai.APITimeoutError, httpx.TimeoutException) as error:
             # The SDK maps a timeout only before the stream starts; a stall in the
@@ -207,6 +221,12 @@ class OpenAICompatibleProvider:
             raise ProviderError(upstream_status=error.status_code) from error
         except (openai.APIError, httpx.HTTPError) as error:
             raise ProviderError() from error
+        except (ValueError, TypeError, AttributeError) as error:
+            # A chunk that is not JSON, or not shaped like one (the SDK builds its
+            # models without validating them).
+            raise ProviderError() from error
+        if not finished:
+            yield StreamCut()
         if usage is not None:
             yield usage
 

@@ -1,12 +1,17 @@
-"""One chat turn: validate, reserve, (generate elsewhere), settle or fail.
+"""One chat turn: validate, build the prompt, reserve; afterwards save and settle.
 
 The turn is two short database transactions around the model's generation, which
-runs outside any transaction (`chat.streaming.stream_turn`): `prepare_turn` places
-a hold for the most the turn may cost; `settle_turn` saves the messages and
-captures the hold at the real cost in one transaction; `fail_turn` releases it.
+runs outside any transaction (`chat.streaming.stream_turn`): `prepare_turn` asks
+the ledger to `reserve` the most the turn may cost; `settle_turn` saves the
+messages and has the ledger `settle` the turn in one transaction; `fail_turn`
+releases the hold. Every rule about the turn's points lives in
+`points.services`; this module passes it facts (token counts, limits).
 """
 
+import hashlib
+import json
 import logging
+import re
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -14,6 +19,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -25,33 +31,28 @@ from chat.exceptions import (
     ProviderError,
     TurnAbandoned,
     TurnInProgress,
+    TurnNotKept,
+    TurnNotSaved,
     UnknownModel,
+    UnstorableText,
 )
 from chat.models import Conversation, Message, MessageRole, MessageStatus
 from chat.providers import ProviderUsage
 from chat.selectors import conversation_for
 from points import services as ledger
-from points.exceptions import (
-    HoldExpired,
-    HoldNotOpen,
-    InsufficientPoints,
-)
-from points.models import Account, Hold, HoldStatus, Transaction
-from points.pricing import (
-    Rates,
-    Usage,
-    completion_tokens_affordable,
-    cost_of,
-    rates_for,
-)
-from points.selectors import account_for_user
+from points.exceptions import HoldNotOpen
+from points.models import Hold, HoldStatus, Transaction
+from points.pricing import rates_for
+from points.services import Reservation, Settlement, TokenCount
 from points.tokens import count_chat_tokens, count_tokens
 
 logger = logging.getLogger(__name__)
 
-CHAT_KEY_PREFIX = "chat:"
 INSTRUCTION_ROLES = {"system", "developer"}
 TITLE_LENGTH = 60
+# What PostgreSQL cannot keep in text (NUL) and what UTF-8 cannot encode (a lone
+# surrogate, which JSON's "\ud800" escape can carry).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass
@@ -66,7 +67,6 @@ class TurnRequest:
     history: list[dict[str, str]] | None = None
     max_completion_tokens: int | None = None
     idempotency_key: str | None = None
-    fingerprint: str | None = None
     # The API key that made the request, recorded on the ledger row.
     api_key: ApiKey | None = None
     # Sampling options passed through to the provider (temperature, top_p, ...).
@@ -87,6 +87,8 @@ class TurnResult:
     transaction_id: int | None
     usage_source: str = "counted"
     uncharged_points: int = 0
+    # The completion limit the turn ran with (0 for a replayed result).
+    completion_limit: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -96,19 +98,36 @@ class TurnResult:
 @dataclass
 class PreparedTurn:
     request: TurnRequest
-    account: Account
     conversation: Conversation | None
-    model: str
-    rates: Rates
     messages: list[dict[str, str]]
-    prompt_tokens: int
-    completion_limit: int
-    hold: Hold
+    reservation: Reservation
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        return self.reservation.model
+
+    @property
+    def hold(self) -> Hold:
+        return self.reservation.hold
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.reservation.prompt_tokens
+
+    @property
+    def completion_limit(self) -> int:
+        return self.reservation.completion_limit
 
 
 def available_models() -> list[str]:
     return list(settings.LLM_MODELS)
+
+
+def _require_storable(text: str) -> str:
+    if UNSTORABLE.search(text):
+        raise UnstorableText()
+    return text
 
 
 def _clean_message(text: object) -> str:
@@ -120,7 +139,31 @@ def _clean_message(text: object) -> str:
             gettext("The message is longer than %(limit)d characters.")
             % {"limit": limit}
         )
-    return text.strip()
+    return _require_storable(text.strip())
+
+
+def storable(text: str) -> str:
+    """Return the model's text with what cannot be stored replaced by U+FFFD."""
+    return UNSTORABLE.sub("\ufffd", text)
+
+
+def turn_fingerprint(request: TurnRequest) -> str:
+    """Return what makes two turns the same request, for idempotency keys."""
+    canonical = json.dumps(
+        {
+            "conversation": str(request.conversation_id or ""),
+            "message": request.message,
+            "model": request.model,
+            "history": request.history,
+            "max_completion_tokens": request.max_completion_tokens,
+            "options": request.options,
+            "store": request.store,
+        },
+        sort_keys=True,
+        default=str,
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _earlier_messages(conversation: Conversation | None) -> list[dict[str, str]]:
@@ -156,20 +199,23 @@ def _fit_context(
     return [*system, *earlier[start:], new], total
 
 
-def _chat_key(key: str | None) -> str | None:
-    return None if key is None else CHAT_KEY_PREFIX + key
-
-
 def replay_result(hold: Hold) -> TurnResult:
     """Return the first outcome of a turn whose idempotency key is used again."""
     if hold.status == HoldStatus.OPEN:
         raise TurnInProgress()
-    if hold.status != HoldStatus.CAPTURED:
+    entry = Transaction.objects.filter(hold=hold).first()
+    if entry is None:
         if Message.objects.filter(hold=hold, status=MessageStatus.FAILED).exists():
             raise ProviderError()
         raise TurnAbandoned()
-    answer = Message.objects.select_related("transaction").get(transaction__hold=hold)
-    return _result_from_answer(answer, answer.transaction.balance_after)
+    answer = (
+        Message.objects.filter(transaction=entry).select_related("transaction").first()
+    )
+    if answer is None:
+        # Charged, but the answer was not kept (`store: false`, or its
+        # conversation was deleted): its figures are all there is to repeat.
+        raise TurnNotKept(entry)
+    return _result_from_answer(answer, entry.balance_after)
 
 
 def _result_from_answer(answer: Message, remaining: int) -> TurnResult:
@@ -189,8 +235,31 @@ def _result_from_answer(answer: Message, remaining: int) -> TurnResult:
     )
 
 
+def _context(
+    request: TurnRequest, conversation: Conversation | None, text: str, model: str
+) -> tuple[list[dict[str, str]], int, int]:
+    """Return the prompt's messages, its tokens and the answer's token limit."""
+    limit = min(
+        request.max_completion_tokens or settings.CHAT_MAX_COMPLETION_TOKENS,
+        settings.CHAT_MAX_COMPLETION_TOKENS,
+    )
+    if request.history is None:
+        system = [{"role": "system", "content": settings.CHAT_SYSTEM_PROMPT}]
+        earlier = _earlier_messages(conversation)
+    else:
+        for message in request.history:
+            _require_storable(message["content"])
+        # The caller's own instructions are kept whole; only the exchange is trimmed.
+        system = [m for m in request.history if m["role"] in INSTRUCTION_ROLES]
+        earlier = [m for m in request.history if m["role"] not in INSTRUCTION_ROLES]
+    messages, prompt_tokens = _fit_context(
+        system, earlier, {"role": "user", "content": text}, model, limit
+    )
+    return messages, prompt_tokens, limit
+
+
 def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
-    """Validate the turn and reserve its most expensive outcome.
+    """Validate the turn, build its prompt and reserve its most expensive outcome.
 
     Returns the first result instead when the idempotency key was used before.
     Raises a 4xx `ServiceError` (nothing written) when the turn cannot start.
@@ -207,88 +276,45 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
         if request.conversation_id is not None
         else None
     )
-    account = account_for_user(request.user)
-    key = _chat_key(request.idempotency_key)
-    if key is not None:
-        # Before sizing a new hold: a repeat must get its first answer even if the
-        # balance could no longer pay for it.
-        earlier = ledger.replayed_hold(
-            account=account,
-            idempotency_key=key,
-            request_fingerprint=request.fingerprint,
-        )
-        if earlier is not None:
-            return replay_result(earlier)
-
-    limit = min(
-        request.max_completion_tokens or settings.CHAT_MAX_COMPLETION_TOKENS,
-        settings.CHAT_MAX_COMPLETION_TOKENS,
-    )
-    if request.history is None:
-        system = [{"role": "system", "content": settings.CHAT_SYSTEM_PROMPT}]
-        earlier = _earlier_messages(conversation)
-    else:
-        # The caller's own instructions are kept whole; only the exchange is trimmed.
-        system = [m for m in request.history if m["role"] in INSTRUCTION_ROLES]
-        earlier = [m for m in request.history if m["role"] not in INSTRUCTION_ROLES]
-    messages, prompt_tokens = _fit_context(
-        system, earlier, {"role": "user", "content": text}, model, limit
-    )
-    rates = rates_for(model)
+    messages, prompt_tokens, limit = _context(request, conversation, text, model)
+    account = ledger.account_of(user=request.user)
     counted = time.perf_counter()
-
-    if account.held:
-        ledger.expire_holds(account=account)
-        account.refresh_from_db()
-    available = account.available
-    minimum = min(settings.CHAT_MIN_COMPLETION_TOKENS, limit)
-    if (
-        cost_of(prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates)
-        > available
-    ):
-        limit = completion_tokens_affordable(
-            points=available, prompt_tokens=prompt_tokens, rates=rates
-        )
-        if limit < minimum:
-            raise InsufficientPoints(
-                available=available,
-                required=cost_of(
-                    prompt_tokens=prompt_tokens, completion_tokens=minimum, rates=rates
-                ),
-            )
-    hold = ledger.place_hold(
+    reservation = ledger.reserve(
         account=account,
-        amount=cost_of(
-            prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates
+        model=model,
+        rates=rates_for(model),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=limit,
+        minimum_completion_tokens=settings.CHAT_MIN_COMPLETION_TOKENS,
+        idempotency_key=request.idempotency_key,
+        request_fingerprint=(
+            turn_fingerprint(request) if request.idempotency_key is not None else ""
         ),
         description=gettext("Chat turn"),
-        idempotency_key=key,
-        request_fingerprint=request.fingerprint if key else None,
     )
-    if hold.replayed:
-        return replay_result(hold)
-    held = time.perf_counter()
+    if reservation.replayed:
+        return replay_result(reservation.hold)
     return PreparedTurn(
         request=request,
-        account=account,
         conversation=conversation,
-        model=model,
-        rates=rates,
         messages=messages,
-        prompt_tokens=prompt_tokens,
-        completion_limit=limit,
-        hold=hold,
-        timings={"count": counted - started, "hold": held - counted},
+        reservation=reservation,
+        timings={"count": counted - started, "hold": time.perf_counter() - counted},
     )
 
 
 def _save_user_message(
     turn: PreparedTurn, status: str, now, error_code: str = ""
 ) -> Conversation | None:
+    """Save the question; return its conversation, or None if it is not kept.
+
+    A conversation deleted while its answer was generated is not brought back:
+    the turn is still settled, without its messages.
+    """
     if not turn.request.store:
         return None
-    conversation = turn.conversation
     text = turn.request.message.strip()
+    conversation = turn.conversation
     if conversation is None:
         conversation = Conversation.objects.create(
             owner=turn.request.user,
@@ -298,10 +324,16 @@ def _save_user_message(
         )
         turn.conversation = conversation
     else:
-        if not conversation.title:
-            conversation.title = text[:TITLE_LENGTH]
-        conversation.updated_at = now
-        conversation.save(update_fields=["title", "updated_at"])
+        # An UPDATE, not save(): it locks the row against a concurrent delete
+        # until this transaction ends, and finds out whether the row is gone.
+        kept = Conversation.objects.filter(pk=conversation.pk).update(
+            title=Case(
+                When(title="", then=Value(text[:TITLE_LENGTH])), default=F("title")
+            ),
+            updated_at=now,
+        )
+        if not kept:
+            return None
     Message.objects.create(
         conversation=conversation,
         role=MessageRole.USER,
@@ -315,96 +347,144 @@ def _save_user_message(
     return conversation
 
 
-def settle_turn(
-    turn: PreparedTurn, *, text: str, usage: ProviderUsage | None, dropped: bool = False
-) -> TurnResult:
-    """Save the messages and charge the turn, together or not at all."""
-    started = time.perf_counter()
-    if usage is not None and not dropped:
-        metered = Usage(
-            usage.prompt_tokens, usage.completion_tokens, turn.model, turn.rates
-        )
-        source = "provider"
-    else:
-        metered = Usage(
-            turn.prompt_tokens, count_tokens(text, turn.model), turn.model, turn.rates
-        )
-        source = "counted"
-    status = MessageStatus.PARTIAL if dropped else MessageStatus.COMPLETE
+def _save_turn(
+    turn: PreparedTurn,
+    *,
+    text: str,
+    status: str,
+    counted: TokenCount,
+    reported: TokenCount | None,
+) -> tuple[Settlement, Conversation | None, Message | None]:
     with transaction.atomic():
         now = timezone.now()
         conversation = _save_user_message(turn, status, now)
-        try:
-            entry = ledger.capture_hold(
-                hold=turn.hold,
-                actual_cost=metered.cost,
-                usage=metered,
-                api_key=turn.request.api_key,
-            )
-        except HoldExpired:
-            # The turn outlived its hold; charge what is still available instead.
-            entry = _charge_after_expiry(turn, metered)
+        settlement = ledger.settle(
+            reservation=turn.reservation,
+            counted=counted,
+            reported=reported,
+            delivered_in_full=status == MessageStatus.COMPLETE,
+            api_key=turn.request.api_key,
+        )
         answer = None
         if conversation is not None:
             answer = Message.objects.create(
                 conversation=conversation,
                 role=MessageRole.ASSISTANT,
-                content=text,
+                content=storable(text),
                 model=turn.model,
                 status=status,
-                prompt_tokens=metered.prompt_tokens,
-                completion_tokens=metered.completion_tokens,
-                points_charged=-entry.amount if entry else 0,
-                transaction=entry,
+                prompt_tokens=settlement.usage.prompt_tokens,
+                completion_tokens=settlement.usage.completion_tokens,
+                points_charged=settlement.charged,
+                transaction=settlement.entry,
                 created_at=now,
             )
+    return settlement, conversation, answer
+
+
+def settle_turn(
+    turn: PreparedTurn,
+    *,
+    text: str,
+    usage: ProviderUsage | None,
+    delivered_in_full: bool = True,
+    reached_client: bool = True,
+) -> TurnResult:
+    """Save the messages and charge the turn, together or not at all.
+
+    If that fails after the model has answered, the turn is still settled: by our
+    own count of the text when it reached the client (`reached_client`), else by
+    releasing its hold; then `TurnNotSaved` says what happened.
+    """
+    started = time.perf_counter()
+    counted = TokenCount(turn.prompt_tokens, count_tokens(text, turn.model))
+    reported = (
+        TokenCount(usage.prompt_tokens, usage.completion_tokens) if usage else None
+    )
+    status = MessageStatus.COMPLETE if delivered_in_full else MessageStatus.PARTIAL
+    try:
+        settlement, conversation, answer = _save_turn(
+            turn, text=text, status=status, counted=counted, reported=reported
+        )
+    except Exception as error:
+        logger.exception(
+            "Saving the turn of hold %s failed; settling it without its messages.",
+            turn.hold.pk,
+        )
+        charged = _settle_unsaved(turn, counted, reached_client)
+        raise TurnNotSaved(charged=charged) from error
     turn.timings["settle"] = time.perf_counter() - started
     return TurnResult(
         text=text,
         status=status,
         model=turn.model,
-        prompt_tokens=metered.prompt_tokens,
-        completion_tokens=metered.completion_tokens,
-        points_charged=-entry.amount if entry else 0,
-        remaining=entry.account.available if entry else _available(turn.account),
+        prompt_tokens=settlement.usage.prompt_tokens,
+        completion_tokens=settlement.usage.completion_tokens,
+        points_charged=settlement.charged,
+        remaining=settlement.remaining,
         conversation_id=conversation.pk if conversation else None,
         message_id=answer.pk if answer else None,
-        transaction_id=entry.pk if entry else None,
-        usage_source=source,
-        uncharged_points=(entry.uncharged_points if entry else metered.cost),
+        transaction_id=settlement.entry.pk if settlement.entry else None,
+        usage_source=settlement.source,
+        uncharged_points=settlement.uncharged,
+        completion_limit=turn.completion_limit,
     )
 
 
-def _available(account: Account) -> int:
-    account.refresh_from_db(fields=["balance", "held"])
-    return account.available
+def _settle_unsaved(
+    turn: PreparedTurn, counted: TokenCount, reached_client: bool
+) -> int | None:
+    """End the hold of a turn whose save failed; return the points charged.
 
-
-def _charge_after_expiry(turn: PreparedTurn, metered: Usage) -> Transaction | None:
-    entry = ledger.charge_available(
-        account=turn.account, usage=metered, api_key=turn.request.api_key
-    )
-    if entry is None:
-        logger.warning(
-            "Chat turn on account %s outlived its hold with nothing available; "
-            "%d points not charged.",
-            turn.account.pk,
-            metered.cost,
+    Returns None when not even that could be written (the hold then expires).
+    """
+    try:
+        if reached_client:
+            return ledger.settle(
+                reservation=turn.reservation,
+                counted=counted,
+                delivered_in_full=False,
+                api_key=turn.request.api_key,
+            ).charged
+        ledger.release_hold(hold=turn.hold)
+        return 0
+    except HoldNotOpen:
+        return 0
+    except Exception:
+        pass
+    try:
+        ledger.release_hold(hold=turn.hold)
+    except Exception:
+        logger.exception(
+            "Hold %s of an unsaved turn could not be released; it ends at %s.",
+            turn.hold.pk,
+            turn.hold.expires_at,
         )
-    return entry
+        return None
+    logger.error(
+        "Hold %s released: its turn could not be charged or saved.", turn.hold.pk
+    )
+    return 0
 
 
 def fail_turn(turn: PreparedTurn, error: Exception) -> None:
     """Release the turn's hold, charge nothing, and keep the question as failed."""
-    with transaction.atomic():
-        with suppress(HoldNotOpen):
-            ledger.release_hold(hold=turn.hold)
-        _save_user_message(
-            turn,
-            MessageStatus.FAILED,
-            timezone.now(),
-            error_code=getattr(error, "code", "error"),
+    try:
+        with transaction.atomic():
+            with suppress(HoldNotOpen):
+                ledger.release_hold(hold=turn.hold)
+            _save_user_message(
+                turn,
+                MessageStatus.FAILED,
+                timezone.now(),
+                error_code=getattr(error, "code", "error"),
+            )
+    except Exception:
+        logger.exception(
+            "Saving the failed question of hold %s failed; releasing the hold.",
+            turn.hold.pk,
         )
+        release_unstarted_turn(turn)
 
 
 def release_unstarted_turn(turn: PreparedTurn) -> None:

@@ -9,14 +9,15 @@ back for the next event, which it does only after sending the previous one.
 """
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 
 from chat.exceptions import ProviderError
-from chat.providers import Provider, ProviderUsage
+from chat.providers import Provider, ProviderUsage, StreamCut
 from chat.services import (
     PreparedTurn,
     TurnResult,
@@ -25,6 +26,8 @@ from chat.services import (
     settle_turn,
 )
 from eora.errors import ServiceError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,17 @@ async def _shielded(work: Awaitable) -> object:
 
 
 async def _settle_dropped(turn: PreparedTurn, delivered: list[str]) -> None:
-    if delivered:
+    if not delivered:
+        await _shielded(sync_to_async(release_unstarted_turn)(turn))
+        return
+    # A `ServiceError` here was settled and logged by `settle_turn`, and nobody is
+    # left to tell.
+    with suppress(ServiceError):
         await _shielded(
             sync_to_async(settle_turn)(
-                turn, text="".join(delivered), usage=None, dropped=True
+                turn, text="".join(delivered), usage=None, delivered_in_full=False
             )
         )
-    else:
-        await _shielded(sync_to_async(release_unstarted_turn)(turn))
 
 
 async def stream_turn(
@@ -71,6 +77,7 @@ async def stream_turn(
     """
     delivered: list[str] = []
     usage: ProviderUsage | None = None
+    cut = False
     events = provider.stream(
         messages=turn.messages,
         model=turn.model,
@@ -83,6 +90,9 @@ async def stream_turn(
                 if isinstance(event, ProviderUsage):
                     usage = event
                     continue
+                if isinstance(event, StreamCut):
+                    cut = True
+                    continue
                 yield Delta(event)
                 delivered.append(event)
     except ProviderError as error:
@@ -92,12 +102,27 @@ async def stream_turn(
     except (GeneratorExit, asyncio.CancelledError):
         await _settle_dropped(turn, delivered if incremental else [])
         raise
-    except BaseException as error:
-        await _shielded(sync_to_async(fail_turn)(turn, error))
-        raise
-    result = await _shielded(
-        sync_to_async(settle_turn)(turn, text="".join(delivered), usage=usage)
-    )
+    except Exception:
+        # A provider that fails in a way it does not report is still a provider
+        # that failed: logged with its traceback, released, answered 502.
+        logger.exception("Provider %s failed unexpectedly.", provider.name)
+        failure = ProviderError()
+        await _shielded(sync_to_async(fail_turn)(turn, failure))
+        yield Failed(failure)
+        return
+    try:
+        result = await _shielded(
+            sync_to_async(settle_turn)(
+                turn,
+                text="".join(delivered),
+                usage=usage,
+                delivered_in_full=not cut,
+                reached_client=incremental,
+            )
+        )
+    except ServiceError as error:
+        yield Failed(error)
+        return
     yield Finished(result)
 
 

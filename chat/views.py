@@ -1,6 +1,8 @@
 """The chat pages. Sending works with JavaScript (streamed through /api/chat) and
 without it (a form post that answers with a redirect)."""
 
+import uuid
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
@@ -32,6 +34,8 @@ def _page_context(request: HttpRequest, conversation: Conversation | None) -> di
         "provider_label": provider_label(),
         "is_demo": settings.LLM_PROVIDER == "demo",
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        # A double-submitted form sends the same key: charged once.
+        "turn_key": uuid.uuid4().hex,
     }
 
 
@@ -95,6 +99,7 @@ async def send_message(request: HttpRequest) -> HttpResponse:
         message=request.POST.get("message", ""),
         model=request.POST.get("model") or None,
         conversation_id=session_id,
+        idempotency_key=request.POST.get("turn_key", "").strip()[:64] or None,
     )
     try:
         prepared = await sync_to_async(prepare_turn)(turn_request)

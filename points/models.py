@@ -194,9 +194,6 @@ class Hold(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
 
-    # Set by `place_hold` on a hold it returns for a repeated idempotency key.
-    replayed = False
-
     class Meta:
         verbose_name = _("hold")
         verbose_name_plural = _("holds")

@@ -14,7 +14,10 @@ remembered and repeated.
 
 import hashlib
 import json
+import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
@@ -37,10 +40,17 @@ from points.models import (
     Transaction,
     TransactionType,
 )
-from points.pricing import Usage
+from points.pricing import Rates, Usage, completion_tokens_affordable, cost_of
+
+logger = logging.getLogger(__name__)
 
 MAX_POINTS = 10**15
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Client keys of chat turns live in their own namespace of the account's keys, as
+# a digest, so that the namespace does not count against the client's 255.
+TURN_KEY_NAMESPACE = "turn:"
+# No answer is this long; a reported count above it is not a count.
+MAX_REPORTED_TOKENS = 10**9
 SIGNUP_BONUS_KEY = "signup-bonus"
 CREDIT_TYPES = {
     TransactionType.SIGNUP_BONUS,
@@ -99,6 +109,15 @@ def _require_key(key: object) -> str | None:
             % {"limit": MAX_IDEMPOTENCY_KEY_LENGTH}
         )
     return key
+
+
+def _require_tokens(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(
+            gettext("%(name)s must be a whole number of tokens, not %(value)r.")
+            % {"name": name, "value": value}
+        )
+    return value
 
 
 def _require_type(value: object, allowed: set[str]) -> str:
@@ -450,8 +469,8 @@ def place_hold(
     """Reserve points for a request in flight, until it is captured or released.
 
     With `request_fingerprint` the caller says what makes two requests the same
-    (a chat turn's body, whose hold amount depends on the balance); otherwise the
-    amount does. A repeat returns the first hold with `replayed` set.
+    (a request whose hold amount depends on the balance); otherwise the amount
+    does. A repeat returns the first hold.
     """
     _require_account(account)
     amount = _require_points(amount)
@@ -471,7 +490,6 @@ def place_hold(
         locked = _lock_account(account.pk)
         if key is not None and (record := _find_record(locked, key, fingerprint)):
             _replay_refusal(record)
-            record.hold.replayed = True
             return record.hold
         now = _end_overdue_holds(locked)
         if amount > locked.available:
@@ -501,22 +519,12 @@ def _hold_fingerprint(
     return request_hash("place_hold", amount=amount, ttl=ttl_seconds)
 
 
-def replayed_hold(
-    *, account: Account, idempotency_key: str, request_fingerprint: str
-) -> Hold | None:
-    """Return the hold an earlier `place_hold` with this key made, if there was one.
-
-    For callers that must know before sizing a new hold. Raises as `place_hold`
-    would: `IdempotencyConflict` for another request, `InsufficientPoints` for a
-    key whose first call was refused.
-    """
-    key = _require_key(idempotency_key)
-    fingerprint = _hold_fingerprint(0, 0, request_fingerprint)
-    record = _find_record(account, key, fingerprint)
-    if record is None:
-        return None
-    _replay_refusal(record)
-    return record.hold
+def account_of(*, user: object) -> Account:
+    """Return the user's account, opening it (with its bonus) if it is missing."""
+    try:
+        return Account.objects.get(user=user)
+    except Account.DoesNotExist:
+        return open_account(user=user)
 
 
 def _lock_open_hold(hold: Hold) -> tuple[Account, Hold]:
@@ -584,34 +592,6 @@ def capture_hold(
     return entry
 
 
-def charge_available(
-    *, account: Account, usage: Usage, api_key: object | None = None
-) -> Transaction | None:
-    """Charge a usage after its hold is gone: its cost, or as much as is available.
-
-    For a turn that outlived its hold. What cannot be charged is kept on the row
-    as `uncharged_points`; with nothing available, nothing is written.
-    """
-    _require_account(account)
-    cost = usage.cost
-    with transaction.atomic():
-        locked = _lock_account(account.pk)
-        now = _end_overdue_holds(locked)
-        charged = min(cost, locked.available)
-        if charged <= 0:
-            return None
-        return _post(
-            locked,
-            type=TransactionType.CHAT_USAGE,
-            amount=-charged,
-            now=now,
-            description=usage_description(usage),
-            uncharged_points=cost - charged,
-            api_key=api_key,
-            **_usage_fields(usage),
-        )
-
-
 def release_hold(*, hold: Hold) -> Hold:
     """End a hold without charging anything."""
     _require_hold(hold)
@@ -641,3 +621,255 @@ def expire_holds(*, now: datetime | None = None, account: Account | None = None)
         with transaction.atomic():
             expired += _expire_overdue_holds(_lock_account(account_id), now)
     return expired
+
+
+# Chat turns ------------------------------------------------------------------------
+#
+# A turn is `reserve` (one short transaction), the model's generation outside any
+# transaction, then `settle` (one short transaction). Every rule about a turn's
+# points is here: how far the answer may go, what is held, which token counts are
+# billed, the cap at the hold, and what happens to a turn that outlived its hold.
+
+
+class UsageSource(StrEnum):
+    PROVIDER = "provider"
+    COUNTED = "counted"
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    """Tokens of a turn: our own count, or the provider's report (unchecked)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What `reserve` placed: the hold and how long the answer may be."""
+
+    hold: Hold
+    model: str
+    rates: Rates
+    prompt_tokens: int
+    completion_limit: int
+    # True when the idempotency key was used before: `hold` is the first call's.
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What `settle` charged, for which usage, and what it could not charge."""
+
+    entry: Transaction | None
+    usage: Usage
+    source: UsageSource
+    charged: int
+    uncharged: int
+    remaining: int
+
+
+def turn_key(idempotency_key: str) -> str:
+    """Return the ledger's key for a client's idempotency key of a turn."""
+    digest = hashlib.sha256(idempotency_key.encode("utf-8", "surrogatepass"))
+    return TURN_KEY_NAMESPACE + digest.hexdigest()
+
+
+def reserve(
+    *,
+    account: Account,
+    model: str,
+    rates: Rates,
+    prompt_tokens: int,
+    completion_tokens: int,
+    minimum_completion_tokens: int,
+    idempotency_key: str | None = None,
+    request_fingerprint: str = "",
+    description: str = "",
+    ttl_seconds: int | None = None,
+) -> Reservation:
+    """Hold the most a turn may cost, under one lock of the account.
+
+    The answer may run to `completion_tokens`; when the available points cannot
+    pay for that, the limit is lowered to what they pay for, and below
+    `minimum_completion_tokens` the turn is refused with `InsufficientPoints`.
+    A repeated `idempotency_key` returns the first call's hold (`replayed`) or
+    raises its refusal again; with another `request_fingerprint` it raises
+    `IdempotencyConflict`.
+    """
+    _require_account(account)
+    prompt_tokens = _require_tokens(prompt_tokens, "prompt_tokens")
+    requested = _require_points(completion_tokens, name="completion_tokens")
+    minimum = min(
+        _require_points(minimum_completion_tokens, name="minimum_completion_tokens"),
+        requested,
+    )
+    client_key = _require_key(idempotency_key)
+    key = turn_key(client_key) if client_key is not None else None
+    ttl = settings.HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    fingerprint = request_hash("reserve", request=request_fingerprint)
+    with transaction.atomic():
+        locked = _lock_account(account.pk)
+        if key is not None and (record := _find_record(locked, key, fingerprint)):
+            _replay_refusal(record)
+            return Reservation(
+                hold=record.hold,
+                model=model,
+                rates=rates,
+                prompt_tokens=prompt_tokens,
+                completion_limit=requested,
+                replayed=True,
+            )
+        now = _end_overdue_holds(locked)
+        limit = requested
+        if cost_of(
+            prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates
+        ) > (locked.available):
+            limit = completion_tokens_affordable(
+                points=locked.available, prompt_tokens=prompt_tokens, rates=rates
+            )
+        if limit < minimum:
+            required = cost_of(
+                prompt_tokens=prompt_tokens, completion_tokens=minimum, rates=rates
+            )
+            refusal = _refuse(locked, key, fingerprint, "reserve", required)
+        else:
+            amount = cost_of(
+                prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates
+            )
+            hold = Hold.objects.create(
+                account=locked,
+                amount=amount,
+                description=description[:255],
+                expires_at=now + timedelta(seconds=ttl),
+                idempotency_key=key,
+                request_hash=fingerprint if key else "",
+                created_at=now,
+            )
+            locked.held += amount
+            locked.save(update_fields=["held"])
+            _remember(locked, key, fingerprint, "reserve", hold=hold)
+            return Reservation(
+                hold=hold,
+                model=model,
+                rates=rates,
+                prompt_tokens=prompt_tokens,
+                completion_limit=limit,
+            )
+    raise refusal
+
+
+def _trusted(reported: TokenCount | None) -> TokenCount | None:
+    """Return the provider's report if both counts are whole numbers >= 0."""
+    if reported is None:
+        return None
+    for value in (reported.prompt_tokens, reported.completion_tokens):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 0 <= value <= MAX_REPORTED_TOKENS
+        ):
+            logger.warning("Ignoring provider usage %r: not a token count.", reported)
+            return None
+    return reported
+
+
+def metered_usage(
+    reservation: Reservation,
+    *,
+    counted: TokenCount,
+    reported: TokenCount | None,
+    delivered_in_full: bool,
+) -> tuple[Usage, UsageSource]:
+    """Return the usage a turn is billed for, and where its counts come from.
+
+    The provider's report, when the whole answer was delivered and the report is
+    a real count; else our own count of the prompt and of the text delivered.
+    """
+    trusted = _trusted(reported) if delivered_in_full else None
+    tokens, source = (
+        (trusted, UsageSource.PROVIDER)
+        if trusted is not None
+        else (counted, UsageSource.COUNTED)
+    )
+    usage = Usage(
+        _require_tokens(tokens.prompt_tokens, "prompt_tokens"),
+        _require_tokens(tokens.completion_tokens, "completion_tokens"),
+        reservation.model,
+        reservation.rates,
+    )
+    return usage, source
+
+
+def settle(
+    *,
+    reservation: Reservation,
+    counted: TokenCount,
+    reported: TokenCount | None = None,
+    delivered_in_full: bool = True,
+    api_key: object | None = None,
+) -> Settlement:
+    """Charge a turn for its usage, at most what was held, and end its hold.
+
+    `counted` is our own count of the prompt and of the text the client got;
+    `reported` the provider's usage, if it sent one; `delivered_in_full` is
+    False when the client left (or the answer stopped) before the end. Cost
+    above the hold is not charged and is recorded as `uncharged_points`. A turn
+    that outlived its hold is charged the same, capped at the hold and at what
+    is available now.
+    """
+    usage, source = metered_usage(
+        reservation,
+        counted=counted,
+        reported=reported,
+        delivered_in_full=delivered_in_full,
+    )
+    cost = usage.cost
+    with transaction.atomic():
+        account = _lock_account(reservation.hold.account_id)
+        hold = _lock_hold(reservation.hold.pk)
+        now = timezone.now()
+        if hold.status == HoldStatus.OPEN and hold.expires_at > now:
+            charged = min(cost, hold.amount)
+            account.held -= hold.amount
+            hold.status = HoldStatus.CAPTURED
+        elif hold.status in (HoldStatus.OPEN, HoldStatus.EXPIRED):
+            # The turn outlived its hold: end the account's overdue holds (this
+            # one among them), then charge what was agreed, as far as it goes.
+            _end_overdue_holds(account)
+            charged = min(cost, hold.amount, account.available)
+            hold.status = HoldStatus.EXPIRED
+        else:
+            raise HoldNotOpen(status=hold.status)
+        entry = None
+        if charged > 0:
+            entry = _post(
+                account,
+                type=TransactionType.CHAT_USAGE,
+                amount=-charged,
+                now=now,
+                description=usage_description(usage),
+                hold=hold,
+                uncharged_points=cost - charged,
+                api_key=api_key,
+                **_usage_fields(usage),
+            )
+        else:
+            account.save(update_fields=["held"])
+            logger.warning(
+                "Turn of hold %s outlived it with nothing available; "
+                "%d points not charged.",
+                hold.pk,
+                cost,
+            )
+        hold.captured_amount = charged
+        hold.ended_at = hold.ended_at or now
+        hold.save(update_fields=["status", "captured_amount", "ended_at"])
+    return Settlement(
+        entry=entry,
+        usage=usage,
+        source=source,
+        charged=charged,
+        uncharged=cost - charged,
+        remaining=account.available,
+    )

@@ -68,6 +68,9 @@ def uvicorn_server(
     env: dict[str, str], log: Path, *, start_seconds: int = 30
 ) -> Iterator[str]:
     """Serve the app under uvicorn; yield its base URL; stop it afterwards."""
+    # WhiteNoise serves the hashed files from STATIC_ROOT when DEBUG is off, as in
+    # production; a fresh checkout has none until they are collected.
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
     port = free_port()
     with log.open("wb") as output:
         server = subprocess.Popen(

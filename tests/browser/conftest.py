@@ -51,9 +51,6 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         DEMO_STREAM_DELAY_MS="60",
     )
     manage(env, "migrate", "--noinput", "--verbosity", "0")
-    # WhiteNoise serves the hashed files from STATIC_ROOT (git-ignored) when DEBUG
-    # is off, exactly as in production.
-    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
     with uvicorn_server(env, data_dir / "uvicorn.log") as url:
         yield url
 

@@ -306,9 +306,7 @@ def test_stream_dropped_before_anything_delivered_charges_nothing(user) -> None:
 
 
 def keyed(user, message: str = "hi", key: str = "k1") -> TurnRequest:
-    return TurnRequest(
-        user=user, message=message, idempotency_key=key, fingerprint=message
-    )
+    return TurnRequest(user=user, message=message, idempotency_key=key)
 
 
 def test_repeated_key_returns_first_result_without_second_charge(user) -> None:

@@ -459,26 +459,3 @@ def test_adjust_ignores_holds_past_their_expiry(
         )
 
     assert entry.balance_after == 99_995
-
-
-def test_charge_available_charges_cost_when_covered(account: Account) -> None:
-    entry = services.charge_available(account=account, usage=USAGE)
-    assert (entry.amount, entry.uncharged_points) == (-154, 0)
-
-
-def test_charge_available_charges_what_is_left_and_records_rest(
-    account: Account, staff_user: User
-) -> None:
-    services.adjust(account=account, delta=-99_900, reason="x", by_user=staff_user)
-
-    entry = services.charge_available(account=account, usage=USAGE)
-
-    assert (entry.amount, entry.uncharged_points, entry.balance_after) == (-100, 54, 0)
-
-
-def test_charge_available_with_nothing_available_writes_nothing(
-    account: Account, staff_user: User
-) -> None:
-    services.adjust(account=account, delta=-100_000, reason="x", by_user=staff_user)
-    assert services.charge_available(account=account, usage=USAGE) is None
-    assert ledger_rows(account) == 2
