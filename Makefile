@@ -1,14 +1,18 @@
 # EORA points: `make serve` and `make test` do all the set-up on a fresh machine.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	command -v $$p >/dev/null 2>&1 \
+	&& $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& echo $$p && break; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8300
+# Where settings put the SQLite database; the generated secret key goes there too.
+EORA_DATA_DIR ?= data
+SECRET_KEY_FILE := $(EORA_DATA_DIR)/secret_key
 
-.PHONY: install serve test lint format messages
+.PHONY: install secret-key serve test lint format messages
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required."; exit 1; }
@@ -19,13 +23,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-data/secret_key:
-	@mkdir -p data
+$(SECRET_KEY_FILE):
+	@mkdir -p $(@D)
 	@$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
 	@chmod 600 $@
 
-serve: install data/secret_key
-	export SECRET_KEY="$${SECRET_KEY:-$$(cat data/secret_key)}"; \
+secret-key: $(SECRET_KEY_FILE)
+
+serve: install $(SECRET_KEY_FILE)
+	export SECRET_KEY="$${SECRET_KEY:-$$(cat $(SECRET_KEY_FILE))}"; \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
 	exec $(BIN)/uvicorn eora.asgi:application --host $(HOST) --port $(PORT) \

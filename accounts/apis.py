@@ -1,6 +1,7 @@
 """API keys through the API: list, create (shown once), revoke."""
 
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -8,7 +9,39 @@ from rest_framework.views import APIView
 
 from accounts.api_keys import create_api_key, revoke_api_key
 from accounts.models import ApiKey
-from eora.schema import ERROR_RESPONSES
+from eora.errors import ServiceError
+from eora.schema import ERROR_RESPONSES, ErrorSerializer
+
+SESSION_ONLY_DESCRIPTION = (
+    "Needs a signed-in browser session (with its CSRF token). A request made "
+    "with an API key is refused with 403 `session_required`, so that a leaked "
+    "key can neither make new keys nor revoke the owner's other keys."
+)
+SESSION_ONLY_RESPONSES = {
+    **ERROR_RESPONSES,
+    403: OpenApiResponse(
+        ErrorSerializer,
+        description="CSRF failure, or `session_required`: called with an API key.",
+    ),
+}
+
+
+class SessionRequired(ServiceError):
+    code = "session_required"
+    status_code = 403
+    default_message = _(
+        "Creating or revoking API keys needs a signed-in session (the API keys "
+        "page of the website): an API key cannot do it."
+    )
+
+
+def require_session(request: Request) -> None:
+    """Refuse a request authenticated by an API key.
+
+    A key that could make keys would let a leaked key outlive its revocation.
+    """
+    if isinstance(request.auth, ApiKey):
+        raise SessionRequired()
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -52,10 +85,12 @@ class ApiKeyListApi(APIView):
 
     @extend_schema(
         operation_id="api_keys_create",
+        description=SESSION_ONLY_DESCRIPTION,
         request=ApiKeyListInputSerializer,
-        responses={201: CreatedApiKeySerializer, **ERROR_RESPONSES},
+        responses={201: CreatedApiKeySerializer, **SESSION_ONLY_RESPONSES},
     )
     def post(self, request: Request) -> Response:
+        require_session(request)
         payload = self.ApiKeyListInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         key, secret = create_api_key(
@@ -76,9 +111,11 @@ class ApiKeyDetailApi(APIView):
 
     @extend_schema(
         operation_id="api_keys_revoke",
-        responses={200: RevokedApiKeySerializer, **ERROR_RESPONSES},
+        description=SESSION_ONLY_DESCRIPTION,
+        responses={200: RevokedApiKeySerializer, **SESSION_ONLY_RESPONSES},
     )
     def delete(self, request: Request, key_id: int) -> Response:
+        require_session(request)
         key = revoke_api_key(user=request.user, key_id=key_id)
         return Response(
             self.RevokedApiKeySerializer({"success": True, "key": key}).data

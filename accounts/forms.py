@@ -5,7 +5,11 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 from accounts.services import normalize_email, register_user
 
-EMAIL_TAKEN_MESSAGE = _("An account with this email address already exists.")
+# Worded not to confirm that the address has an account. Sign-up logs in at once,
+# so a prober can still tell from a success: hence the throttle (see the README).
+EMAIL_UNAVAILABLE_MESSAGE = _(
+    "This address cannot be used to sign up. If you already have an account, log in."
+)
 
 
 class SignupForm(BaseUserCreationForm):
@@ -18,7 +22,9 @@ class SignupForm(BaseUserCreationForm):
     def clean_email(self) -> str:
         email = normalize_email(self.cleaned_data["email"])
         if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(EMAIL_TAKEN_MESSAGE, code="email_taken")
+            raise forms.ValidationError(
+                EMAIL_UNAVAILABLE_MESSAGE, code="email_unavailable"
+            )
         return email
 
     def save(self, commit: bool = True) -> User:

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
@@ -13,6 +14,30 @@ from accounts.api_keys import create_api_key, revoke_api_key
 from accounts.forms import ApiKeyForm, SignupForm
 from accounts.models import ApiKey
 from eora.errors import ServiceError
+from eora.http import Throttled
+from eora.throttles import ConfiguredRateThrottle
+
+SIGNUP_THROTTLED_MESSAGE = gettext_lazy(
+    "Too many sign-up attempts from your network. Please try again later."
+)
+
+
+class SignupRateThrottle(ConfiguredRateThrottle):
+    """Sign-up form posts per client address, SIGNUP_RATE_PER_HOUR an hour.
+
+    It slows down probing which addresses have accounts. The address is
+    REMOTE_ADDR, which the server sets from the proxy's forwarded header when it
+    trusts the proxy (uvicorn's --proxy-headers), never a header a client writes.
+    """
+
+    scope = "signup"
+
+    def get_rate(self) -> str:
+        return f"{settings.SIGNUP_RATE_PER_HOUR}/hour"
+
+    def get_cache_key(self, request: HttpRequest, view: object) -> str:
+        address = request.META.get("REMOTE_ADDR", "")
+        return self.cache_format % {"scope": self.scope, "ident": address}
 
 
 @sensitive_post_parameters("password1", "password2")
@@ -20,16 +45,45 @@ from eora.errors import ServiceError
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("home")
+    if request.method == "POST":
+        throttle = SignupRateThrottle()
+        if not throttle.allow_request(request, None):
+            return _throttled_signup(request, wait=throttle.wait() or 0.0)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return HttpResponseRedirect(reverse("home"))
-    return render(
+    return _signup_page(request, form)
+
+
+def _throttled_signup(request: HttpRequest, *, wait: float) -> HttpResponse:
+    # An unbound form: validating it would look the address up after all.
+    form = SignupForm(initial={"email": request.POST.get("email", "")})
+    refusal = Throttled(wait=wait)
+    response = _signup_page(
         request,
-        "accounts/signup.html",
-        {"form": form, "bonus": f"{settings.SIGNUP_BONUS_POINTS:,}"},
+        form,
+        refusal=str(SIGNUP_THROTTLED_MESSAGE),
+        status=refusal.status_code,
     )
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+def _signup_page(
+    request: HttpRequest,
+    form: SignupForm,
+    *,
+    refusal: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "bonus": f"{settings.SIGNUP_BONUS_POINTS:,}",
+        "refusal": refusal,
+    }
+    return render(request, "accounts/signup.html", context, status=status)
 
 
 @login_required

@@ -10,7 +10,7 @@ from rest_framework import exceptions
 
 from accounts.authentication import INVALID_KEY_MESSAGE, user_for_bearer
 from eora.http import NotAuthenticated, PermissionDenied, Throttled
-from eora.throttles import ApiKeyRateThrottle, UserRateThrottle
+from eora.throttles import throttle_wait
 
 MISSING_KEY_MESSAGE = _("Send your EORA API key as `Authorization: Bearer <key>`.")
 
@@ -36,10 +36,9 @@ def _enforce_csrf(request: HttpRequest) -> None:
 
 
 def check_throttles(request: HttpRequest) -> None:
-    for throttle_class in (UserRateThrottle, ApiKeyRateThrottle):
-        throttle = throttle_class()
-        if not throttle.allow_request(request, None):
-            raise Throttled(wait=throttle.wait() or 1)
+    wait = throttle_wait(request)
+    if wait is not None:
+        raise Throttled(wait=wait)
 
 
 async def authenticate(

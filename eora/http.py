@@ -63,6 +63,27 @@ def error_response(error: ServiceError) -> JsonResponse:
     )
 
 
+def parse_json(raw: bytes, *, encoding: str | None = None) -> Any:
+    """Return the JSON value of a request body, or raise InvalidRequest saying why.
+
+    Besides malformed text this refuses what Python's parser turns into other
+    errors: nesting deeper than the recursion limit (RecursionError), integers
+    past the int-string conversion limit of 4,300 digits (ValueError), and NaN
+    or Infinity, which JSON does not have. Without an encoding, json detects it.
+    """
+    try:
+        text = raw.decode(encoding) if encoding else raw
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError as error:
+        raise InvalidRequest(_("The request body is nested too deeply.")) from error
+    except ValueError as error:  # Also UnicodeDecodeError and JSONDecodeError.
+        raise InvalidRequest(_("The request body is not valid JSON.")) from error
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number.")
+
+
 def json_object(request: HttpRequest) -> dict[str, Any]:
     """Return the request's JSON object body, or raise InvalidRequest saying why."""
     from django.core.exceptions import RequestDataTooBig
@@ -71,10 +92,7 @@ def json_object(request: HttpRequest) -> dict[str, Any]:
         raw = request.body
     except RequestDataTooBig as error:
         raise PayloadTooLarge() from error
-    try:
-        body = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidRequest(_("The request body is not valid JSON.")) from error
+    body = parse_json(raw or b"{}")
     if not isinstance(body, dict):
         raise InvalidRequest(_("The request body must be a JSON object."))
     return body

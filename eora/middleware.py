@@ -1,13 +1,19 @@
-"""The project's middleware: static files and the choice of language."""
+"""The project's middleware: static files, the language, security headers, limits."""
+
+import secrets
+from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from eora.http import PayloadTooLarge, error_response
+
 API_PREFIXES = ("/api/", "/v1/")
+API_DOCS_VIEW_NAME = "api-docs"
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):
@@ -59,3 +65,113 @@ class LanguageMiddleware(LocaleMiddleware):
             language = chosen if chosen in supported else settings.LANGUAGE_CODE
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
+
+
+GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
+
+
+class NonBlockingMiddleware:
+    """A middleware whose own work never blocks, so it also runs on the event loop.
+
+    Django's MiddlewareMixin runs `process_request` and `process_response` in a
+    thread under ASGI; these only read headers and write headers, so they run
+    where the request is: answering early from `process_request` skips the rest.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if self.is_async:
+            return self.__acall__(request)
+        response = self.process_request(request) or self.get_response(request)
+        return self.process_response(request, response)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.process_request(request) or await self.get_response(request)
+        return self.process_response(request, response)
+
+    def process_request(self, request: HttpRequest) -> HttpResponseBase | None:
+        return None
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        return response
+
+
+class SecurityHeadersMiddleware(NonBlockingMiddleware):
+    """Content-Security-Policy and Permissions-Policy everywhere; no-store on APIs.
+
+    An inline script runs only with this request's nonce, `request.csp_nonce`
+    (`{nonce}` in the policy). The Swagger UI page of drf-spectacular runs an
+    inline script that carries the CSRF token, so it gets its own policy.
+    """
+
+    def process_request(self, request: HttpRequest) -> None:
+        request.csp_nonce = secrets.token_urlsafe(16)
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        policy = content_security_policy(request)
+        if policy:
+            response.headers.setdefault("Content-Security-Policy", policy)
+        permissions = settings.PERMISSIONS_POLICY
+        if permissions:
+            response.headers.setdefault("Permissions-Policy", permissions)
+        if request.path.startswith(API_PREFIXES):
+            # Every API answer holds balances, keys or conversations; no-store
+            # is stricter than the no-cache of event streams and suits them too.
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def content_security_policy(request: HttpRequest) -> str:
+    """Return the request's Content-Security-Policy, its nonce filled in."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.view_name == API_DOCS_VIEW_NAME:
+        return settings.API_DOCS_CONTENT_SECURITY_POLICY
+    nonce = getattr(request, "csp_nonce", "")
+    return settings.CONTENT_SECURITY_POLICY.replace("{nonce}", nonce)
+
+
+class AnonymousBodyLimitMiddleware(NonBlockingMiddleware):
+    """Answer 413 to a large body sent with no session cookie and no credentials.
+
+    It goes before every middleware that reads the body (CSRF reads forms), so
+    under WSGI the body is refused unread. Under ASGI Django has spooled the body
+    to a temporary file before any middleware runs: the reverse proxy's limit
+    is what stops it there (see the README). Anyone can send a cookie, so this
+    only turns away the cheapest abuse; DATA_UPLOAD_MAX_MEMORY_SIZE still applies.
+    """
+
+    def process_request(self, request: HttpRequest) -> HttpResponseBase | None:
+        if "Authorization" in request.headers:
+            return None
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            return None
+        if content_length(request) <= settings.ANONYMOUS_MAX_BODY_BYTES:
+            return None
+        error = PayloadTooLarge()
+        if request.path.startswith(API_PREFIXES):
+            return error_response(error)
+        return HttpResponse(
+            str(error.message),
+            status=error.status_code,
+            content_type="text/plain; charset=utf-8",
+        )
+
+
+def content_length(request: HttpRequest) -> int:
+    """Return the request's declared Content-Length; 0 if missing or malformed."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0

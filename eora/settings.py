@@ -43,9 +43,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "eora.middleware.SecurityHeadersMiddleware",
     "eora.middleware.StaticFilesMiddleware",
+    "eora.db_retry.RetryReadsOnLostConnectionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "eora.middleware.LanguageMiddleware",
+    "eora.middleware.AnonymousBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -100,10 +103,14 @@ def database_from_url(url: str) -> dict:
         config["ENGINE"] = "eora.db.postgresql"
         config["CONN_MAX_AGE"] = 0
         if env_bool("DATABASE_POOL", True):
+            # With a pool, Django passes psycopg_pool its `check`: each connection
+            # is tested as it leaves the pool, so one that a PostgreSQL restart
+            # killed is replaced instead of handed out (see the README's sizing).
+            config["CONN_HEALTH_CHECKS"] = True
             config["OPTIONS"] = {
                 "pool": {
                     "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=0),
-                    "max_size": env_int("DATABASE_POOL_MAX", 20, minimum=1),
+                    "max_size": env_int("DATABASE_POOL_MAX", 10, minimum=1),
                     "timeout": env_int("DATABASE_POOL_TIMEOUT", 30, minimum=1),
                 }
             }
@@ -196,21 +203,35 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 8000, minimum=1)
 CHAT_MAX_COMPLETION_TOKENS = env_int("CHAT_MAX_COMPLETION_TOKENS", 1024, minimum=1)
 CHAT_MIN_COMPLETION_TOKENS = env_int("CHAT_MIN_COMPLETION_TOKENS", 16, minimum=1)
 
-# The API.
-REDIS_URL = env_str("REDIS_URL", "")
-CACHES = {
-    "default": (
-        {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-        }
-        if REDIS_URL
-        else {
+
+def cache_from_url(url: str) -> dict:
+    """Return the default cache: Redis at `url` if given, else the database's.
+
+    Redis gets connect and read timeouts, so that one which accepts connections
+    but never answers costs a request those milliseconds (the throttles then let
+    it through and log the error) instead of hanging it.
+    """
+    if not url:
+        return {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "eora_cache",
         }
-    )
-}
+    connect_ms = env_int("REDIS_CONNECT_TIMEOUT_MS", 300, minimum=1)
+    socket_ms = env_int("REDIS_SOCKET_TIMEOUT_MS", 300, minimum=1)
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        # Passed on to redis-py's connection pool.
+        "OPTIONS": {
+            "socket_connect_timeout": connect_ms / 1000,
+            "socket_timeout": socket_ms / 1000,
+        },
+    }
+
+
+# The API.
+REDIS_URL = env_str("REDIS_URL", "")
+CACHES = {"default": cache_from_url(REDIS_URL)}
 API_THROTTLE_RATES = {
     "user": env_str("API_THROTTLE_USER", "600/min"),
     "api_key": env_str("API_THROTTLE_KEY", "300/min"),
@@ -227,7 +248,7 @@ REST_FRAMEWORK = {
         "eora.throttles.ApiKeyRateThrottle",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["eora.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "eora.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -246,3 +267,29 @@ SPECTACULAR_SETTINGS = {
         "eora.schema.add_chat_endpoint",
     ],
 }
+
+# Security headers (eora.middleware.SecurityHeadersMiddleware); "" leaves one out.
+# An inline script runs only with the request's nonce, {nonce} in the policy.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
+    "img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+# Swagger UI at /api/docs/ starts from an inline script holding the CSRF token and
+# draws its icons from data: URLs.
+API_DOCS_CONTENT_SECURITY_POLICY = env_str(
+    "API_DOCS_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+)
+PERMISSIONS_POLICY = env_str(
+    "PERMISSIONS_POLICY",
+    "camera=(), microphone=(), geolocation=(), payment=(self), usb=(), "
+    "accelerometer=(), gyroscope=(), magnetometer=()",
+)
+# Larger bodies without a session cookie or Authorization header get 413 unread.
+ANONYMOUS_MAX_BODY_BYTES = env_int("ANONYMOUS_MAX_BODY_BYTES", 65_536, minimum=1024)
+# Sign-up form posts per client address (REMOTE_ADDR) and hour.
+SIGNUP_RATE_PER_HOUR = env_int("SIGNUP_RATE_PER_HOUR", 10, minimum=1)

@@ -20,3 +20,9 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # (The throttle test across processes points REDIS_URL at Redis explicitly.)
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 WHITENOISE_USE_FINDERS = True
+
+# The concurrency tests run more threads, each with its own connection, than a
+# production worker's pool allows.
+_pool = DATABASES["default"].get("OPTIONS", {}).get("pool")  # noqa: F405
+if isinstance(_pool, dict):
+    _pool["max_size"] = 40

@@ -10,7 +10,8 @@ from rest_framework.views import APIView
 from eora.schema import ERROR_RESPONSES
 from points.models import ModelRate, Transaction, TransactionType
 from points.pricing import default_rates
-from points.selectors import account_for_user, history
+from points.selectors import history
+from points.services import account_of
 
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
@@ -31,7 +32,7 @@ class PointsApi(APIView):
         responses={200: PointsSummarySerializer, **ERROR_RESPONSES},
     )
     def get(self, request: Request) -> Response:
-        account = account_for_user(request.user)
+        account = account_of(user=request.user)
         return Response(
             self.PointsSummarySerializer(
                 {
@@ -105,7 +106,7 @@ class HistoryApi(APIView):
         filters = self.HistoryPageFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         options = filters.validated_data
-        account = account_for_user(request.user)
+        account = account_of(user=request.user)
         types = sorted(options.get("type") or [])
         rows = history(
             account,

@@ -1,7 +1,7 @@
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from points.selectors import account_for_user
+from points.services import account_of
 
 
 def points_summary(request: HttpRequest) -> dict[str, object]:
@@ -9,4 +9,4 @@ def points_summary(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"points_account": SimpleLazyObject(lambda: account_for_user(user))}
+    return {"points_account": SimpleLazyObject(lambda: account_of(user=user))}

@@ -7,16 +7,6 @@ from django.db.models import QuerySet
 from points.models import Account, Hold, HoldStatus, Transaction
 
 
-def account_for_user(user: object) -> Account:
-    """Return the user's account, opening it (with its bonus) if it is missing."""
-    try:
-        return Account.objects.get(user=user)
-    except Account.DoesNotExist:
-        from points.services import open_account
-
-        return open_account(user=user)
-
-
 def history(
     account: Account,
     *,

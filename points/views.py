@@ -3,14 +3,15 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from points.selectors import account_for_user, history, open_holds
+from points.selectors import history, open_holds
+from points.services import account_of
 
 HISTORY_PAGE_SIZE = 20
 
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
-    account = account_for_user(request.user)
+    account = account_of(user=request.user)
     page = Paginator(history(account), HISTORY_PAGE_SIZE).get_page(
         request.GET.get("page")
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from eora.settings import database_from_url
+from eora.settings import cache_from_url, database_from_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,6 +49,34 @@ def test_postgresql_uses_connection_pool() -> None:
     config = database_from_url("postgres://u@127.0.0.1:5432/eora")
     assert config["ENGINE"] == "eora.db.postgresql"
     assert config["OPTIONS"]["pool"]["max_size"] >= 1
+
+
+def test_postgresql_pool_checks_connections_before_handing_them_out() -> None:
+    # Django gives the pool psycopg_pool's check_connection when this is on.
+    config = database_from_url("postgres://u@127.0.0.1:5432/eora")
+    assert config["CONN_HEALTH_CHECKS"] is True
+
+
+def test_postgresql_pool_holds_at_most_ten_connections_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DATABASE_POOL_MAX", raising=False)
+    config = database_from_url("postgres://u@127.0.0.1:5432/eora")
+    assert config["OPTIONS"]["pool"]["max_size"] == 10
+
+
+def test_redis_cache_gives_up_on_connect_and_answer_after_timeouts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_CONNECT_TIMEOUT_MS", "150")
+    monkeypatch.setenv("REDIS_SOCKET_TIMEOUT_MS", "400")
+    config = cache_from_url("redis://127.0.0.1:6379/0")
+    assert config["OPTIONS"] == {"socket_connect_timeout": 0.15, "socket_timeout": 0.4}
+
+
+def test_cache_falls_back_to_the_database_without_redis() -> None:
+    config = cache_from_url("")
+    assert config["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
 
 
 def test_other_databases_are_refused() -> None:

@@ -3,9 +3,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
-from accounts.forms import EMAIL_TAKEN_MESSAGE
+from accounts.forms import EMAIL_UNAVAILABLE_MESSAGE
 from accounts.services import register_user
+from accounts.views import SIGNUP_THROTTLED_MESSAGE
 from points.exceptions import InvalidAmount
 from points.models import Account, Transaction, TransactionType
 from tests.conftest import TEST_PASSWORD
@@ -42,7 +44,7 @@ def test_signup_with_taken_email_shows_message_and_adds_nothing(
     response = signup(client, user.email.upper())
 
     assert response.status_code == 200
-    assert str(EMAIL_TAKEN_MESSAGE) in response.content.decode()
+    assert str(EMAIL_UNAVAILABLE_MESSAGE) in response.content.decode()
     assert User.objects.count() == 1
 
 
@@ -112,3 +114,59 @@ def test_admin_created_user_gets_account_and_bonus_once(
     user = User.objects.get(email="made@example.com")
     assert user.points_account.transactions.count() == 1
     assert user.points_account.balance == 100_000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["ko", "en"])
+def test_signup_with_taken_email_does_not_say_it_is_registered(
+    client: Client, user, language: str, settings
+) -> None:
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    page = signup(client, user.email).content.decode()
+
+    with translation.override(language):
+        assert str(EMAIL_UNAVAILABLE_MESSAGE) in page
+    for wording in ("already registered", "already exists", "이미 등록", "이미 가입"):
+        assert wording not in page
+
+
+@pytest.mark.django_db
+def test_signup_posts_are_throttled_per_address(client: Client, settings) -> None:
+    settings.SIGNUP_RATE_PER_HOUR = 3
+    for _attempt in range(3):
+        assert signup(client, "x@example.com", again="mismatch").status_code == 200
+
+    response = signup(client, "late@example.com")
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert str(SIGNUP_THROTTLED_MESSAGE) in response.content.decode()
+    assert not User.objects.filter(email="late@example.com").exists()
+
+
+@pytest.mark.django_db
+def test_throttled_signup_does_not_look_the_address_up(
+    client: Client, user, settings
+) -> None:
+    settings.SIGNUP_RATE_PER_HOUR = 1
+    signup(client, "first@example.com", again="mismatch")
+
+    page = signup(client, user.email).content.decode()
+
+    assert str(EMAIL_UNAVAILABLE_MESSAGE) not in page
+
+
+@pytest.mark.django_db
+def test_signup_throttle_counts_each_address_apart(client: Client, settings) -> None:
+    settings.SIGNUP_RATE_PER_HOUR = 1
+    signup(client, "a@example.com", again="mismatch")
+
+    other = Client(REMOTE_ADDR="192.0.2.7")
+    assert signup(other, "b@example.com").status_code == 302
+
+
+@pytest.mark.django_db
+def test_signup_page_views_are_not_throttled(client: Client, settings) -> None:
+    settings.SIGNUP_RATE_PER_HOUR = 1
+    for _attempt in range(3):
+        assert client.get(reverse("accounts:signup")).status_code == 200

@@ -177,10 +177,13 @@ def test_unknown_page_is_html_404(client) -> None:
     assert response["Content-Type"].startswith("text/html")
 
 
-def test_oversized_body_is_413(api: APIClient, settings) -> None:
+def test_oversized_body_is_413(api: APIClient, user, settings) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     body = {"name": "x" * 2000}
-    for path in ("/api/keys", "/api/chat"):
-        response = api.post(path, body, format="json")
+    session = APIClient()
+    session.force_login(user)
+    # Keys are managed with a session; chat takes the API key.
+    for client, path in ((session, "/api/keys"), (api, "/api/chat")):
+        response = client.post(path, body, format="json")
         assert response.status_code == 413, path
         assert response.json()["code"] == "payload_too_large"

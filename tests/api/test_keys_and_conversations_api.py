@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -15,8 +16,16 @@ def chat(api: APIClient, message: str, session_id: str | None = None) -> dict:
     ).json()
 
 
-def test_create_key_shows_secret_once(api: APIClient, user) -> None:
-    created = api.post("/api/keys", {"name": "laptop"}, format="json")
+@pytest.fixture
+def session(user) -> APIClient:
+    """Creating and revoking keys needs a signed-in session, not an API key."""
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def test_create_key_shows_secret_once(session: APIClient, api: APIClient, user) -> None:
+    created = session.post("/api/keys", {"name": "laptop"}, format="json")
     listed = api.get("/api/keys").json()
 
     assert created.status_code == 201
@@ -26,22 +35,22 @@ def test_create_key_shows_secret_once(api: APIClient, user) -> None:
     assert "secret" not in json.dumps(listed)
 
 
-def test_create_key_rejects_bad_name(api: APIClient) -> None:
+def test_create_key_rejects_bad_name(session: APIClient) -> None:
     for payload in ({}, {"name": ""}, {"name": "x" * 101}, {"name": None}):
-        response = api.post("/api/keys", payload, format="json")
+        response = session.post("/api/keys", payload, format="json")
         assert response.status_code == 400, payload
 
 
-def test_revoke_key(api: APIClient, user) -> None:
+def test_revoke_key(session: APIClient, user) -> None:
     key, _secret = create_api_key(user=user, name="old")
-    response = api.delete(f"/api/keys/{key.pk}")
+    response = session.delete(f"/api/keys/{key.pk}")
     assert response.status_code == 200
     assert response.json()["key"]["active"] is False
 
 
-def test_cannot_revoke_anothers_key(api: APIClient, make_user) -> None:
+def test_cannot_revoke_anothers_key(session: APIClient, make_user) -> None:
     theirs, _secret = create_api_key(user=make_user(), name="theirs")
-    response = api.delete(f"/api/keys/{theirs.pk}")
+    response = session.delete(f"/api/keys/{theirs.pk}")
     assert response.status_code == 404
     theirs.refresh_from_db()
     assert theirs.revoked_at is None

@@ -35,6 +35,13 @@ class Script:
     stall_seconds: float = 0
     # Wait for this event before sending the last delta.
     gate: threading.Event | None = None
+    # The usage object sent as it is (any JSON), instead of one made from `usage`.
+    raw_usage: Any = None
+    # Send this many deltas, then a chunk that is not JSON.
+    malformed_after: int | None = None
+    # Send the chunk with the finish reason, and `[DONE]`, at the end.
+    finish: bool = True
+    done: bool = True
 
 
 @dataclass(frozen=True)
@@ -210,16 +217,25 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 if index == script.error_after or gate_shut:
                     self._break_off()
                     return
+                if index == script.malformed_after:
+                    self._send_chunk(b'data: {"id": "chatcmpl-fake", "choices": [\n\n')
+                    self._send_chunk(b"")
+                    return
                 self._send_event(_chunk(model, choices=[_choice({"content": delta})]))
                 if index == last:
                     fake.sent_last_delta.set()
             if script.error_after is not None:
                 self._break_off()
                 return
-            self._send_event(_chunk(model, choices=[_choice({}, "stop")]))
-            if script.usage is not None and includes_usage(body):
-                self._send_event(_chunk(model, choices=[], usage=_usage(*script.usage)))
-            self._send_chunk(b"data: [DONE]\n\n")
+            if script.finish:
+                self._send_event(_chunk(model, choices=[_choice({}, "stop")]))
+            usage = script.raw_usage
+            if usage is None and script.usage is not None:
+                usage = _usage(*script.usage)
+            if usage is not None and includes_usage(body):
+                self._send_event(_chunk(model, choices=[], usage=usage))
+            if script.done:
+                self._send_chunk(b"data: [DONE]\n\n")
             self._send_chunk(b"")
 
         def _gate_opens(self, gate: threading.Event | None) -> bool:
