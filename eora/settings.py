@@ -89,7 +89,6 @@ def database_from_url(url: str) -> dict:
     config = dj_database_url.parse(url)
     engine = config["ENGINE"]
     if engine == "django.db.backends.sqlite3":
-        config["ENGINE"] = "eora.db.sqlite3"
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
             "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 20, minimum=1),
@@ -100,7 +99,6 @@ def database_from_url(url: str) -> dict:
             ),
         }
     elif engine == "django.db.backends.postgresql":
-        config["ENGINE"] = "eora.db.postgresql"
         config["CONN_MAX_AGE"] = 0
         if env_bool("DATABASE_POOL", True):
             # With a pool, Django passes psycopg_pool its `check`: each connection

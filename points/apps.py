@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class PointsConfig(AppConfig):
     name = "points"
     verbose_name = _("Points")
+
+    def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from points.ledger_guard import prepare_connection
+
+        connection_created.connect(prepare_connection)

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from accounts.models import User
 from accounts.services import register_user
+from points import ledger_guard
 
 TEST_PASSWORD = "correct-horse-battery-staple"
 _emails = itertools.count(1)
@@ -14,6 +15,13 @@ _emails = itertools.count(1)
 
 def on_postgresql() -> bool:
     return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The test runner empties the tables between transactional tests with
+    # `flush`; the append-only guard stands aside for the suite's connections.
+    # Tests of the guard itself enforce it (`ledger_guard.enforced`).
+    ledger_guard.lift_for_tests()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:

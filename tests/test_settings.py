@@ -47,7 +47,7 @@ def test_sqlite_gets_wal_busy_timeout_and_immediate_transactions() -> None:
 
 def test_postgresql_uses_connection_pool() -> None:
     config = database_from_url("postgres://u@127.0.0.1:5432/eora")
-    assert config["ENGINE"] == "eora.db.postgresql"
+    assert config["ENGINE"] == "django.db.backends.postgresql"
     assert config["OPTIONS"]["pool"]["max_size"] >= 1
 
 

@@ -1,7 +1,7 @@
 import pytest
 from django.db import IntegrityError, InternalError, connection, transaction
 
-from points.ledger_guard import APPEND_ONLY_MESSAGE
+from points.ledger_guard import APPEND_ONLY_MESSAGE, enforced
 from points.models import Account, Transaction
 from points.services import grant
 
@@ -12,7 +12,7 @@ REJECTED = (IntegrityError, InternalError)
 
 
 def attempt(statement: str, params: list[object]) -> None:
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), enforced(connection), connection.cursor() as cursor:
         cursor.execute(statement, params)
 
 
@@ -32,7 +32,11 @@ def test_raw_delete_of_ledger_row_is_rejected(account: Account) -> None:
 
 
 def test_orm_update_of_ledger_row_is_rejected(account: Account) -> None:
-    with pytest.raises(REJECTED, match=APPEND_ONLY_MESSAGE), transaction.atomic():
+    with (
+        pytest.raises(REJECTED, match=APPEND_ONLY_MESSAGE),
+        transaction.atomic(),
+        enforced(connection),
+    ):
         Transaction.objects.filter(account=account).update(description="rewritten")
     assert account.transactions.get().description != "rewritten"
 
@@ -40,7 +44,11 @@ def test_orm_update_of_ledger_row_is_rejected(account: Account) -> None:
 def test_orm_delete_of_ledger_row_is_rejected(account: Account) -> None:
     # A row nothing else refers to, so that Django's collector reaches the DELETE.
     entry = grant(account=account, amount=5)
-    with pytest.raises(REJECTED, match=APPEND_ONLY_MESSAGE), transaction.atomic():
+    with (
+        pytest.raises(REJECTED, match=APPEND_ONLY_MESSAGE),
+        transaction.atomic(),
+        enforced(connection),
+    ):
         Transaction.objects.filter(pk=entry.pk).delete()
     assert Transaction.objects.filter(pk=entry.pk).exists()
 
@@ -48,7 +56,11 @@ def test_orm_delete_of_ledger_row_is_rejected(account: Account) -> None:
 def test_model_save_of_existing_ledger_row_is_rejected(account: Account) -> None:
     row = account.transactions.get()
     row.amount = 5
-    with pytest.raises(REJECTED, match=APPEND_ONLY_MESSAGE), transaction.atomic():
+    with (
+        pytest.raises(REJECTED, match=APPEND_ONLY_MESSAGE),
+        transaction.atomic(),
+        enforced(connection),
+    ):
         row.save()
 
 
