@@ -41,8 +41,8 @@ from chat.providers import ProviderUsage
 from chat.selectors import conversation_for
 from points import services as ledger
 from points.exceptions import HoldNotOpen
-from points.models import Hold, HoldStatus, Transaction
-from points.pricing import rates_for
+from points.models import Account, Hold, HoldStatus, Transaction
+from points.pricing import Quote, quote, rates_for
 from points.services import Reservation, Settlement, TokenCount
 from points.tokens import count_chat_tokens, count_tokens
 
@@ -256,6 +256,33 @@ def _context(
         system, earlier, {"role": "user", "content": text}, model, limit
     )
     return messages, prompt_tokens, limit
+
+
+def estimate_turn(request: TurnRequest) -> Quote:
+    """Return what the turn would cost if sent now, writing nothing.
+
+    The prompt is built exactly as `prepare_turn` builds it (the same context and
+    trimming), so its tokens are what the turn would hold for.
+    """
+    text = _clean_message(request.message)
+    model = request.model or available_models()[0]
+    if model not in available_models():
+        raise UnknownModel(
+            gettext("The model %(model)s is not available.") % {"model": model}
+        )
+    conversation = (
+        conversation_for(request.user, request.conversation_id)
+        if request.conversation_id is not None
+        else None
+    )
+    _messages, prompt_tokens, limit = _context(request, conversation, text, model)
+    account = Account.objects.filter(user=request.user).first()
+    return quote(
+        prompt_tokens=prompt_tokens,
+        completion_limit=limit,
+        rates=rates_for(model),
+        available=account.available if account else 0,
+    )
 
 
 def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:

@@ -76,3 +76,39 @@ class Usage:
             completion_tokens=self.completion_tokens,
             rates=self.rates,
         )
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a turn may cost before it is sent: the range, and whether it is paid."""
+
+    prompt_tokens: int
+    completion_limit: int
+    minimum_points: int
+    maximum_points: int
+    available: int
+
+    @property
+    def affordable(self) -> bool:
+        """Return whether the available points pay for a full-length answer."""
+        return self.maximum_points <= self.available
+
+
+def quote(
+    *, prompt_tokens: int, completion_limit: int, rates: Rates, available: int
+) -> Quote:
+    """Return the cost range of a turn: the prompt alone up to a full answer.
+
+    The same arithmetic as `points.services.reserve`, which holds the maximum.
+    """
+    return Quote(
+        prompt_tokens=prompt_tokens,
+        completion_limit=completion_limit,
+        minimum_points=cost_of(
+            prompt_tokens=prompt_tokens, completion_tokens=0, rates=rates
+        ),
+        maximum_points=cost_of(
+            prompt_tokens=prompt_tokens, completion_tokens=completion_limit, rates=rates
+        ),
+        available=available,
+    )

@@ -18,7 +18,7 @@ from chat.exceptions import (
 )
 from chat.models import Conversation, Message, MessageStatus
 from chat.providers import ProviderUsage
-from chat.services import PreparedTurn, TurnRequest, prepare_turn
+from chat.services import PreparedTurn, TurnRequest, estimate_turn, prepare_turn
 from chat.streaming import Delta, Failed, Finished, stream_turn
 from points.audit import audit_accounts
 from points.exceptions import IdempotencyConflict, InsufficientPoints
@@ -372,3 +372,33 @@ def test_repeated_key_of_abandoned_turn_says_so(user) -> None:
     run(prepare_turn(keyed(user)), ScriptedProvider(["One ", "two"]), stop_after=1)
     with pytest.raises(TurnAbandoned):
         prepare_turn(keyed(user))
+
+
+# Estimate -------------------------------------------------------------------------
+
+
+def test_estimate_agrees_with_what_the_turn_then_holds(user, settings) -> None:
+    settings.CHAT_MAX_COMPLETION_TOKENS = 100
+    first = run(
+        prepare_turn(TurnRequest(user=user, message="first")), ScriptedProvider(["Hi"])
+    )
+    conversation_id = first[-1].result.conversation_id
+    request = TurnRequest(user=user, message="second", conversation_id=conversation_id)
+
+    estimate = estimate_turn(request)
+    turn = prepare_turn(request)
+
+    assert estimate.prompt_tokens == turn.prompt_tokens
+    assert estimate.maximum_points == turn.hold.amount
+    assert estimate.minimum_points == 2 * turn.prompt_tokens
+    assert estimate.affordable
+
+
+def test_estimate_writes_nothing_and_warns_when_unaffordable(user, staff_user) -> None:
+    adjust(account=account_of(user), delta=-99_990, reason="test", by_user=staff_user)
+    holds = Hold.objects.count()
+
+    estimate = estimate_turn(TurnRequest(user=user, message="hello"))
+
+    assert (estimate.available, estimate.affordable) == (10, False)
+    assert Hold.objects.count() == holds
