@@ -258,12 +258,8 @@ def _context(
     return messages, prompt_tokens, limit
 
 
-def estimate_turn(request: TurnRequest) -> Quote:
-    """Return what the turn would cost if sent now, writing nothing.
-
-    The prompt is built exactly as `prepare_turn` builds it (the same context and
-    trimming), so its tokens are what the turn would hold for.
-    """
+def _validated(request: TurnRequest) -> tuple[str, str, Conversation | None]:
+    """Return the turn's message, model and conversation, or raise a 4xx error."""
     text = _clean_message(request.message)
     model = request.model or available_models()[0]
     if model not in available_models():
@@ -275,6 +271,16 @@ def estimate_turn(request: TurnRequest) -> Quote:
         if request.conversation_id is not None
         else None
     )
+    return text, model, conversation
+
+
+def estimate_turn(request: TurnRequest) -> Quote:
+    """Return what the turn would cost if sent now, writing nothing.
+
+    The prompt is built exactly as `prepare_turn` builds it (the same context and
+    trimming), so its tokens are what the turn would hold for.
+    """
+    text, model, conversation = _validated(request)
     _messages, prompt_tokens, limit = _context(request, conversation, text, model)
     account = Account.objects.filter(user=request.user).first()
     return quote(
@@ -292,17 +298,7 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
     Raises a 4xx `ServiceError` (nothing written) when the turn cannot start.
     """
     started = time.perf_counter()
-    text = _clean_message(request.message)
-    model = request.model or available_models()[0]
-    if model not in available_models():
-        raise UnknownModel(
-            gettext("The model %(model)s is not available.") % {"model": model}
-        )
-    conversation = (
-        conversation_for(request.user, request.conversation_id)
-        if request.conversation_id is not None
-        else None
-    )
+    text, model, conversation = _validated(request)
     messages, prompt_tokens, limit = _context(request, conversation, text, model)
     account = ledger.account_of(user=request.user)
     counted = time.perf_counter()
