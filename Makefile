@@ -51,3 +51,33 @@ format: install
 messages: install
 	DEBUG=true $(BIN)/python manage.py makemessages --locale ko --locale en --ignore '.venv/*' --no-obsolete --no-wrap --ignore 'tests/*' --ignore 'bench/*'
 	DEBUG=true $(BIN)/python manage.py compilemessages --ignore '.venv/*'
+
+# The browser libraries of the chat page, served from static/vendor/ as their npm
+# packages publish them (with their licences), so a clone needs no npm: `make
+# vendor` fetches these versions again with npm; commit what it writes.
+MARKED_VERSION ?= 18.2.1
+DOMPURIFY_VERSION ?= 3.5.0
+HIGHLIGHT_VERSION ?= 11.12.0
+VENDOR_DIR := static/vendor
+
+.PHONY: vendor
+vendor:
+	@command -v npm >/dev/null 2>&1 || { echo "npm is required to refresh $(VENDOR_DIR)."; exit 1; }
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	npm pack --silent --pack-destination "$$tmp" marked@$(MARKED_VERSION) \
+		dompurify@$(DOMPURIFY_VERSION) @highlightjs/cdn-assets@$(HIGHLIGHT_VERSION) >/dev/null; \
+	for name in marked dompurify highlightjs-cdn-assets; do \
+		mkdir -p "$$tmp/$$name"; tar xzf "$$tmp/$$name"-*.tgz -C "$$tmp/$$name"; \
+	done; \
+	rm -rf $(VENDOR_DIR); \
+	mkdir -p $(VENDOR_DIR)/marked $(VENDOR_DIR)/dompurify $(VENDOR_DIR)/highlight/styles; \
+	cp "$$tmp"/marked/package/lib/marked.umd.js "$$tmp"/marked/package/lib/marked.umd.js.map \
+		"$$tmp"/marked/package/LICENSE $(VENDOR_DIR)/marked/; \
+	cp "$$tmp"/dompurify/package/dist/purify.min.js "$$tmp"/dompurify/package/dist/purify.min.js.map \
+		"$$tmp"/dompurify/package/LICENSE "$$tmp"/dompurify/package/LICENSE-MPL $(VENDOR_DIR)/dompurify/; \
+	cp "$$tmp"/highlightjs-cdn-assets/package/highlight.min.js \
+		"$$tmp"/highlightjs-cdn-assets/package/LICENSE $(VENDOR_DIR)/highlight/; \
+	cp "$$tmp"/highlightjs-cdn-assets/package/styles/github.min.css $(VENDOR_DIR)/highlight/styles/; \
+	printf '%s\n' "marked $(MARKED_VERSION)" "dompurify $(DOMPURIFY_VERSION)" \
+		"@highlightjs/cdn-assets $(HIGHLIGHT_VERSION)" > $(VENDOR_DIR)/VERSIONS
+	@echo "Vendored into $(VENDOR_DIR):" && cat $(VENDOR_DIR)/VERSIONS

@@ -1,5 +1,6 @@
 """API keys through the API: list, create (shown once), revoke."""
 
+from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -7,11 +8,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api_keys import create_api_key, revoke_api_key
+from accounts.api_keys import (
+    MAX_ACTIVE_KEYS,
+    MAX_NAME_LENGTH,
+    create_api_key,
+    revoke_api_key,
+)
 from accounts.models import ApiKey
+from eora.api import StrictCharField
 from eora.errors import ServiceError
 from eora.schema import ERROR_RESPONSES, ErrorSerializer
 
+KEY_NAME_REQUIRED_MESSAGE = _("A key needs a name.")
 SESSION_ONLY_DESCRIPTION = (
     "Needs a signed-in browser session (with its CSRF token). A request made "
     "with an API key is refused with 403 `session_required`, so that a leaked "
@@ -23,6 +31,17 @@ SESSION_ONLY_RESPONSES = {
         ErrorSerializer,
         description="CSRF failure, or `session_required`: called with an API key.",
     ),
+}
+CREATE_KEY_RESPONSES = {
+    **SESSION_ONLY_RESPONSES,
+    400: OpenApiResponse(
+        ErrorSerializer,
+        description=(
+            f"Bad request, or the user already has {MAX_ACTIVE_KEYS} active keys."
+        ),
+    ),
+    413: OpenApiResponse(ErrorSerializer, description="Body too large."),
+    415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
 }
 
 
@@ -62,7 +81,15 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 class ApiKeyListApi(APIView):
     class ApiKeyListInputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
+        # Spaces around the name are removed when the key is made; the length
+        # limit counts them, as the schema's maxLength does.
+        name = StrictCharField(
+            max_length=MAX_NAME_LENGTH,
+            trim_whitespace=False,
+            validators=[RegexValidator(r"\S", message=KEY_NAME_REQUIRED_MESSAGE)],
+            help_text="Any text with a non-space character; spaces around it "
+            "are removed.",
+        )
 
     class ApiKeyListOutputSerializer(serializers.Serializer):
         success = serializers.BooleanField()
@@ -85,9 +112,10 @@ class ApiKeyListApi(APIView):
 
     @extend_schema(
         operation_id="api_keys_create",
-        description=SESSION_ONLY_DESCRIPTION,
+        description=SESSION_ONLY_DESCRIPTION
+        + f" A user has at most {MAX_ACTIVE_KEYS} active keys.",
         request=ApiKeyListInputSerializer,
-        responses={201: CreatedApiKeySerializer, **SESSION_ONLY_RESPONSES},
+        responses={201: CreatedApiKeySerializer, **CREATE_KEY_RESPONSES},
     )
     def post(self, request: Request) -> Response:
         require_session(request)

@@ -18,6 +18,7 @@ class SignupForm(BaseUserCreationForm):
     class Meta:
         model = User
         fields = ("email",)
+        widgets = {"email": forms.EmailInput(attrs={"autocomplete": "email"})}
 
     def clean_email(self) -> str:
         email = normalize_email(self.cleaned_data["email"])
@@ -41,4 +42,8 @@ class EmailAuthenticationForm(AuthenticationForm):
 
 
 class ApiKeyForm(forms.Form):
-    name = forms.CharField(label=_("Key name"), max_length=100)
+    name = forms.CharField(
+        label=_("Key name"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )

@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
@@ -16,6 +17,7 @@ from accounts.models import ApiKey
 from eora.errors import ServiceError
 from eora.http import Throttled
 from eora.throttles import ConfiguredRateThrottle
+from points.views import low_balance_points
 
 SIGNUP_THROTTLED_MESSAGE = gettext_lazy(
     "Too many sign-up attempts from your network. Please try again later."
@@ -86,11 +88,16 @@ def _signup_page(
     return render(request, "accounts/signup.html", context, status=status)
 
 
+# The full key of a key just made, kept in the session for the one page that
+# shows it: the form post answers with a redirect, so a reload makes no second key.
+NEW_API_KEY_SESSION_KEY = "accounts.new_api_key"
+
+
+@never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
     """List the user's API keys; create one (shown once) or revoke one."""
-    new_secret = None
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST":
         try:
@@ -103,18 +110,29 @@ def api_keys(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("api-keys-page")
             if form.is_valid():
-                _key, new_secret = create_api_key(
+                _key, secret = create_api_key(
                     user=request.user, name=form.cleaned_data["name"]
                 )
-                form = ApiKeyForm()
+                request.session[NEW_API_KEY_SESSION_KEY] = secret
+                return redirect("api-keys-page")
         except (ServiceError, ValueError) as error:
             messages.error(
                 request, str(getattr(error, "message", _("Invalid request.")))
             )
             return redirect("api-keys-page")
+    new_secret = (
+        request.session.pop(NEW_API_KEY_SESSION_KEY, None)
+        if request.method == "GET"
+        else None
+    )
     keys = ApiKey.objects.filter(user=request.user).order_by("-created_at")
     return render(
         request,
         "accounts/api_keys.html",
-        {"keys": keys, "form": form, "new_secret": new_secret},
+        {
+            "keys": keys,
+            "form": form,
+            "new_secret": new_secret,
+            "low_balance_points": low_balance_points(),
+        },
     )

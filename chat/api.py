@@ -11,6 +11,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework import serializers
 
 from chat.providers import get_provider
 from chat.services import PreparedTurn, TurnRequest, TurnResult, prepare_turn
@@ -22,12 +23,11 @@ from chat.streaming import (
     complete_turn,
     start_stream,
 )
+from eora.api import StrictBooleanField, StrictCharField, first_error
 from eora.api_auth import authenticate
 from eora.errors import ServiceError
 from eora.http import InvalidRequest, error_body, error_response, json_object
 from points.services import MAX_IDEMPOTENCY_KEY_LENGTH
-
-CHAT_FIELDS = {"session_id", "message", "model", "stream"}
 
 
 class MethodNotAllowed(ServiceError):
@@ -72,23 +72,53 @@ def idempotency_key_of(request: HttpRequest) -> str | None:
     return key
 
 
+class SessionIdField(serializers.Field):
+    """A conversation id as a string (an integer is taken as its text), or null."""
+
+    default_error_messages = {"invalid": _("session_id must be a string.")}
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, bool) or not isinstance(data, str | int):
+            self.fail("invalid")
+        return str(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class MessageField(serializers.Field):
+    """The message as sent: blank, over-long or unstorable text is the turn's to
+    refuse, each with its own code (`chat.services`)."""
+
+    default_error_messages = {"invalid": _("message is required and must be a string.")}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ChatInputSerializer(serializers.Serializer):
+    session_id = SessionIdField(required=False, allow_null=True)
+    message = MessageField()
+    model = StrictCharField(required=False, allow_null=True)
+    stream = StrictBooleanField(required=False)
+
+
 def parse_chat_request(body: dict[str, Any], request: HttpRequest, user) -> TurnRequest:
-    session_id = body.get("session_id")
-    if session_id is not None and not isinstance(session_id, str | int):
-        raise InvalidRequest(_("session_id must be a string."))
-    message = body.get("message")
-    if not isinstance(message, str):
-        raise InvalidRequest(_("message is required and must be a string."))
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise InvalidRequest(_("model must be a string."))
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise InvalidRequest(_("stream must be true or false."))
+    payload = ChatInputSerializer(data=body)
+    if not payload.is_valid():
+        field, message = first_error(payload.errors)
+        raise InvalidRequest(f"{field}: {message}" if field else message)
+    data = payload.validated_data
     return TurnRequest(
         user=user,
-        message=message,
-        model=model,
-        conversation_id=session_id or None,
+        message=data["message"],
+        model=data.get("model"),
+        conversation_id=data.get("session_id") or None,
         idempotency_key=idempotency_key_of(request),
         api_key=getattr(request, "auth", None),
     )

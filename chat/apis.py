@@ -7,9 +7,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.models import Conversation, Message
-from chat.selectors import conversation_for, conversations_for
+from chat.selectors import CONVERSATION_ORDERING, conversation_for, conversations_for
 from chat.services import delete_conversation
-from eora.schema import ERROR_RESPONSES
+from eora.api import QuerySerializer
+from eora.pagination import CursorPage
+from eora.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
 
 CONVERSATIONS_DEFAULT_LIMIT = 20
 CONVERSATIONS_MAX_LIMIT = 100
@@ -38,20 +40,21 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class ConversationListApi(APIView):
-    class ConversationPageFilterSerializer(serializers.Serializer):
+    class ConversationPageFilterSerializer(QuerySerializer):
         limit = serializers.IntegerField(
             min_value=1,
             max_value=CONVERSATIONS_MAX_LIMIT,
             default=CONVERSATIONS_DEFAULT_LIMIT,
         )
-        before = serializers.DateTimeField(
-            required=False, help_text="`next_cursor` of the previous page."
-        )
+        # Decoded by CursorPage; declared here to be checked and documented.
+        before = serializers.CharField(required=False, help_text=PAGE_CURSOR_HELP)
 
     class ConversationPageSerializer(serializers.Serializer):
         success = serializers.BooleanField()
         conversations = ConversationSerializer(many=True)
-        next_cursor = serializers.DateTimeField(allow_null=True)
+        next_cursor = serializers.CharField(
+            allow_null=True, help_text="`before` of the next page; null on the last."
+        )
 
     @extend_schema(
         operation_id="conversations_list",
@@ -61,19 +64,18 @@ class ConversationListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.ConversationPageFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        limit = filters.validated_data["limit"]
-        rows = conversations_for(request.user)
-        if "before" in filters.validated_data:
-            rows = rows.filter(updated_at__lt=filters.validated_data["before"])
-        page = list(rows[: limit + 1])
-        more = len(page) > limit
-        page = page[:limit]
+        pages = CursorPage(
+            ordering=CONVERSATION_ORDERING,
+            cursor_query_param="before",
+            page_size=filters.validated_data["limit"],
+        )
+        page = pages.paginate_queryset(conversations_for(request.user), request)
         return Response(
             self.ConversationPageSerializer(
                 {
                     "success": True,
                     "conversations": page,
-                    "next_cursor": page[-1].updated_at if more else None,
+                    "next_cursor": pages.next_cursor(),
                 }
             ).data
         )
@@ -111,3 +113,30 @@ class ConversationDetailApi(APIView):
     def delete(self, request: Request, conversation_id: str) -> Response:
         delete_conversation(user=request.user, conversation_id=conversation_id)
         return Response({"success": True})
+
+    class ConversationRenameInputSerializer(serializers.Serializer):
+        title = serializers.CharField(
+            max_length=Conversation._meta.get_field("title").max_length
+        )
+
+    class RenamedConversationSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        conversation = ConversationSerializer()
+
+    @extend_schema(
+        operation_id="conversations_rename",
+        request=ConversationRenameInputSerializer,
+        responses={200: RenamedConversationSerializer, **ERROR_RESPONSES},
+    )
+    def patch(self, request: Request, conversation_id: str) -> Response:
+        serializer = self.ConversationRenameInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversation = conversation_for(request.user, conversation_id)
+        # Not `updated_at`: a new name does not move the conversation up the list.
+        conversation.title = serializer.validated_data["title"]
+        conversation.save(update_fields=["title"])
+        return Response(
+            self.RenamedConversationSerializer(
+                {"success": True, "conversation": conversation}
+            ).data
+        )

@@ -18,11 +18,19 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework import serializers
 
 from chat.api import idempotency_key_of
 from chat.providers import get_provider
 from chat.services import PreparedTurn, TurnRequest, TurnResult, prepare_turn
 from chat.streaming import Delta, Failed, complete_turn, start_stream
+from eora.api import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    first_error,
+)
 from eora.api_auth import authenticate
 from eora.errors import ServiceError
 from eora.http import json_object
@@ -96,125 +104,143 @@ def openai_error(error: ServiceError) -> JsonResponse:
     return JsonResponse(body, status=error.status_code, headers=error.headers())
 
 
-def _text_of(content: Any, index: int) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise OpenAIRequestError(
-                    _("Only text content parts are supported."),
-                    param=f"messages[{index}].content",
-                )
-            if not isinstance(part.get("text"), str):
-                raise OpenAIRequestError(
-                    _("A text part needs a string `text`."),
-                    param=f"messages[{index}].content",
-                )
-            parts.append(part["text"])
-        return "".join(parts)
-    raise OpenAIRequestError(
-        _("Message content must be a string or a list of text parts."),
-        param=f"messages[{index}].content",
-    )
+class TextContentField(serializers.Field):
+    """A message's content: a string, or a list of `{"type": "text", "text"}`."""
+
+    default_error_messages = {
+        "invalid": _("Message content must be a string or a list of text parts."),
+        "part": _("Only text content parts with a string `text` are supported."),
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, str):
+            return data
+        if not isinstance(data, list):
+            self.fail("invalid")
+        for part in data:
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                self.fail("part")
+        return "".join(part["text"] for part in data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
-def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise OpenAIRequestError(
-            _("`messages` must be a non-empty list."), param="messages"
-        )
-    messages = []
-    for index, message in enumerate(raw):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise OpenAIRequestError(
-                _("Each message needs a role: system, developer, user or assistant."),
-                param=f"messages[{index}].role",
+class StopField(serializers.Field):
+    """`stop`: a string, or a list of at most four strings."""
+
+    default_error_messages = {
+        "invalid": _("`stop` must be a string or a list of at most 4 strings.")
+    }
+
+    def to_internal_value(self, data: Any) -> str | list[str]:
+        if isinstance(data, str):
+            return data
+        if (
+            isinstance(data, list)
+            and len(data) <= 4
+            and all(isinstance(item, str) for item in data)
+        ):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=sorted(ROLES))
+    content = TextContentField()
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict) and not isinstance(data.get("role"), str):
+            raise serializers.ValidationError(
+                {"role": [_("Each message needs a role: " + ", ".join(sorted(ROLES)))]}
             )
-        messages.append(
-            {
-                "role": message["role"],
-                "content": _text_of(message.get("content"), index),
-            }
-        )
-    if messages[-1]["role"] != "user":
-        raise OpenAIRequestError(
-            _("The last message must be the user's."), param="messages"
-        )
-    return messages
+        return super().to_internal_value(data)
 
 
-def _positive_int(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise OpenAIRequestError(
-            _("`%(name)s` must be a positive integer.") % {"name": name}, param=name
-        )
-    return value
+class StreamOptionsSerializer(serializers.Serializer):
+    include_usage = StrictBooleanField(required=False, default=False)
+
+
+class CompletionInputSerializer(serializers.Serializer):
+    model = StrictCharField()
+    messages = MessageSerializer(many=True, allow_empty=False)
+    max_completion_tokens = StrictIntegerField(
+        min_value=1, required=False, allow_null=True
+    )
+    max_tokens = StrictIntegerField(min_value=1, required=False, allow_null=True)
+    n = StrictIntegerField(min_value=1, max_value=1, required=False, allow_null=True)
+    stream = StrictBooleanField(required=False, default=False)
+    stream_options = StreamOptionsSerializer(required=False, allow_null=True)
+    store = StrictBooleanField(required=False, default=False)
+    temperature = StrictFloatField(
+        min_value=0, max_value=2, required=False, allow_null=True
+    )
+    top_p = StrictFloatField(min_value=0, max_value=1, required=False, allow_null=True)
+    stop = StopField(required=False, allow_null=True)
+    presence_penalty = StrictFloatField(
+        min_value=-2, max_value=2, required=False, allow_null=True
+    )
+    frequency_penalty = StrictFloatField(
+        min_value=-2, max_value=2, required=False, allow_null=True
+    )
+    seed = StrictIntegerField(required=False, allow_null=True)
+
+    def validate_messages(self, messages: list[dict[str, str]]) -> list[dict]:
+        if messages[-1]["role"] != "user":
+            raise serializers.ValidationError(_("The last message must be the user's."))
+        return messages
+
+
+def _unsupported(body: dict[str, Any]) -> str | None:
+    """Return the first field we cannot honour that the body sets."""
+    for name in sorted(UNSUPPORTED_FIELDS):
+        value = body.get(name)
+        if value is not None and value is not False and value != []:
+            return name
+    return None
 
 
 def parse_completion_request(
     body: dict[str, Any], request: HttpRequest
 ) -> tuple[TurnRequest, dict]:
     """Return the turn and the stream options of an OpenAI chat completion body."""
-    unsupported = sorted(
-        name for name in UNSUPPORTED_FIELDS if body.get(name) not in (None, [], False)
-    )
+    unsupported = _unsupported(body)
     if unsupported:
         raise OpenAIRequestError(
-            _("`%(name)s` is not supported by this endpoint.")
-            % {"name": unsupported[0]},
-            param=unsupported[0],
+            _("`%(name)s` is not supported by this endpoint.") % {"name": unsupported},
+            param=unsupported,
         )
-    if body.get("n") not in (None, 1):
-        raise OpenAIRequestError(_("Only `n: 1` is supported."), param="n")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise OpenAIRequestError(_("`model` is required."), param="model")
-    messages = _messages(body)
-    limit = _positive_int(body, "max_completion_tokens") or _positive_int(
-        body, "max_tokens"
-    )
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise OpenAIRequestError(_("`stream` must be a boolean."), param="stream")
-    stream_options = body.get("stream_options") or {}
-    if not isinstance(stream_options, dict):
-        raise OpenAIRequestError(
-            _("`stream_options` must be an object."), param="stream_options"
-        )
-    store = body.get("store", False)
-    if not isinstance(store, bool):
-        raise OpenAIRequestError(_("`store` must be a boolean."), param="store")
-    temperature = body.get("temperature")
-    if temperature is not None and (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, int | float)
-        or not 0 <= temperature <= 2
-    ):
-        raise OpenAIRequestError(
-            _("`temperature` must be between 0 and 2."), param="temperature"
-        )
+    payload = CompletionInputSerializer(data=body)
+    if not payload.is_valid():
+        field, message = first_error(payload.errors)
+        raise OpenAIRequestError(f"`{field}`: {message}", param=field or None)
+    data = payload.validated_data
+    messages = [dict(message) for message in data["messages"]]
     options = {
-        name: body[name] for name in SAMPLING_FIELDS if body.get(name) is not None
+        name: data[name] for name in SAMPLING_FIELDS if data.get(name) is not None
     }
     turn = TurnRequest(
         user=request.user,
         message=messages[-1]["content"],
-        model=model,
-        store=store,
+        model=data["model"],
+        store=data["store"],
         history=messages[:-1],
-        max_completion_tokens=limit,
+        max_completion_tokens=data.get("max_completion_tokens")
+        or data.get("max_tokens"),
         api_key=request.auth,
         options=options,
         idempotency_key=idempotency_key_of(request),
     )
+    stream_options = data.get("stream_options") or {}
     return turn, {
-        "stream": stream,
+        "stream": data["stream"],
         "include_usage": bool(stream_options.get("include_usage")),
     }
 

@@ -5,9 +5,12 @@ from django.db.models import QuerySet
 from chat.exceptions import ConversationNotFound
 from chat.models import Conversation, Message
 
+# The id breaks ties between conversations updated at the same instant.
+CONVERSATION_ORDERING = ("-updated_at", "-id")
+
 
 def conversations_for(user: object) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(owner=user).order_by("-updated_at")
+    return Conversation.objects.filter(owner=user).order_by(*CONVERSATION_ORDERING)
 
 
 def messages_of(conversation: Conversation) -> QuerySet[Message]:

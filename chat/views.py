@@ -1,53 +1,201 @@
 """The chat pages. Sending works with JavaScript (streamed through /api/chat) and
 without it (a form post that answers with a redirect)."""
 
+import re
 import uuid
+from dataclasses import asdict, dataclass
+from datetime import date
+from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.db.models import Q, QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from chat.models import Conversation
+from chat.api import parse_chat_request, result_body
+from chat.models import Conversation, Message, MessageRole
 from chat.providers import get_provider, provider_label
 from chat.selectors import conversations_for, messages_of
-from chat.services import TurnRequest, TurnResult, available_models, prepare_turn
+from chat.services import (
+    TurnRequest,
+    TurnResult,
+    available_models,
+    estimate_turn,
+    prepare_turn,
+    replay_result,
+)
 from chat.streaming import Failed, complete_turn
 from eora.errors import ServiceError
+from eora.http import NotAuthenticated, error_response, json_object
 from points.exceptions import InsufficientPoints
+from points.models import Hold
+from points.pricing import rates_for
+from points.services import turn_key
+from points.views import low_balance_points
 
 SIDEBAR_CONVERSATIONS = 30
+SEARCH_MAX_LENGTH = 100
+PRICE_UNIT_TOKENS = 1000
+# The chat page makes its turn keys with 32 hex digits.
+PAGE_TURN_KEY = re.compile(r"^[0-9a-f]{32}$")
+# Conversations are grouped by the day they were last active, in local days
+# (TIME_ZONE, Asia/Seoul by default): up to this many days ago, under this label.
+DAY_GROUPS = (
+    (0, gettext_lazy("Today")),
+    (1, gettext_lazy("Yesterday")),
+    (7, gettext_lazy("Previous 7 days")),
+)
+OLDER_GROUP = gettext_lazy("Older")
+
+
+class TurnNotFound(ServiceError):
+    code = "turn_not_found"
+    status_code = 404
+    default_message = gettext_lazy("No turn was started with this key.")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    name: str
+    label: str
+
+
+@dataclass(frozen=True)
+class ConversationGroup:
+    label: str
+    conversations: list[Conversation]
+
+
+def group_by_day(
+    conversations: list[Conversation], *, today: date
+) -> list[ConversationGroup]:
+    """Group conversations, newest first, by how many local days ago they were
+    last active: today, yesterday, the previous 7 days, older."""
+    groups: dict[str, list[Conversation]] = {}
+    for conversation in conversations:
+        age = (today - timezone.localdate(conversation.updated_at)).days
+        label = next((label for days, label in DAY_GROUPS if age <= days), OLDER_GROUP)
+        groups.setdefault(str(label), []).append(conversation)
+    return [ConversationGroup(label, items) for label, items in groups.items()]
+
+
+def matching(conversations: QuerySet[Conversation], query: str) -> QuerySet:
+    """Return the conversations whose title or any message contains `query`."""
+    return conversations.filter(
+        Q(title__icontains=query) | Q(messages__content__icontains=query)
+    ).distinct()
+
+
+def _per_thousand(rate: Decimal) -> str:
+    return format((rate * PRICE_UNIT_TOKENS).normalize(), ",f")
+
+
+def model_choices() -> list[ModelChoice]:
+    """Return the models users may choose, each labelled with its price."""
+    choices = []
+    for model in available_models():
+        rates = rates_for(model)
+        prompt, completion = (
+            _per_thousand(rates.prompt),
+            _per_thousand(rates.completion),
+        )
+        if prompt == completion:
+            label = _("%(model)s · %(points)s points per 1,000 tokens") % {
+                "model": model,
+                "points": prompt,
+            }
+        else:
+            label = _(
+                "%(model)s · per 1,000 tokens: %(prompt)s points in, %(completion)s out"
+            ) % {"model": model, "prompt": prompt, "completion": completion}
+        choices.append(ModelChoice(model, label))
+    return choices
+
+
+def _conversation_model(chat_messages: list[Message]) -> str:
+    """Return the model of the conversation's last message, if still offered."""
+    models = available_models()
+    for message in reversed(chat_messages):
+        if message.model in models:
+            return message.model
+    return models[0]
 
 
 def _page_context(request: HttpRequest, conversation: Conversation | None) -> dict:
+    chat_messages = list(messages_of(conversation)) if conversation else []
+    sidebar = list(conversations_for(request.user)[:SIDEBAR_CONVERSATIONS])
     return {
         "conversation": conversation,
-        "chat_messages": messages_of(conversation) if conversation else [],
-        "conversations": conversations_for(request.user)[:SIDEBAR_CONVERSATIONS],
-        "models": available_models(),
+        "chat_messages": chat_messages,
+        "conversation_points": sum(
+            message.points_charged
+            for message in chat_messages
+            if message.role == MessageRole.ASSISTANT
+        ),
+        "conversation_groups": group_by_day(sidebar, today=timezone.localdate()),
+        "models": model_choices(),
+        "selected_model": _conversation_model(chat_messages),
         "provider_label": provider_label(),
         "is_demo": settings.LLM_PROVIDER == "demo",
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        "low_balance_points": low_balance_points(),
         # A double-submitted form sends the same key: charged once.
         "turn_key": uuid.uuid4().hex,
     }
 
 
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Say what EORA is and how points work; signed-in people go to their chats."""
+    if request.user.is_authenticated:
+        return redirect("chat:index")
+    per_token = Decimal(settings.POINTS_PER_TOKEN)
+    bonus = settings.SIGNUP_BONUS_POINTS
+    return render(
+        request,
+        "home.html",
+        {
+            "points_per_token": format(per_token.normalize(), ",f"),
+            "signup_bonus": f"{bonus:,}",
+            "bonus_tokens": f"{int(bonus / per_token):,}" if per_token else "",
+        },
+    )
+
+
 @login_required
 @require_GET
 def conversation_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
+    rows = conversations_for(request.user)
+    if query:
+        rows = matching(rows, query)
+    conversations = list(rows)
     return render(
         request,
         "chat/list.html",
         {
-            "conversations": conversations_for(request.user),
+            "query": query,
+            "conversations": conversations,
+            "conversation_groups": group_by_day(
+                conversations, today=timezone.localdate()
+            ),
             "provider_label": provider_label(),
+            "low_balance_points": low_balance_points(),
         },
     )
 
@@ -67,6 +215,49 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
     return render(
         request, "chat/conversation.html", _page_context(request, conversation)
     )
+
+
+@require_POST
+def estimate(request: HttpRequest) -> JsonResponse:
+    """Quote the next turn as the chat page would send it; write nothing.
+
+    The body is the one the page sends to /api/chat (`session_id`, `message`,
+    `model`); the answer is `points.pricing.Quote` as JSON.
+    """
+    try:
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        turn = parse_chat_request(json_object(request), request, request.user)
+        quote = estimate_turn(turn)
+    except ServiceError as error:
+        return error_response(error)
+    return JsonResponse(
+        {"success": True, **asdict(quote), "affordable": quote.affordable}
+    )
+
+
+@require_GET
+def turn_outcome(request: HttpRequest, key: str) -> JsonResponse:
+    """Return how the page's turn with this Idempotency-Key ended; write nothing.
+
+    A page that stopped an answer has left before its `done` event: this tells
+    it what was kept and charged, in the body /api/chat would have sent. An
+    unfinished turn answers 409 `request_in_progress` until it is settled.
+    """
+    try:
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        if not PAGE_TURN_KEY.match(key):
+            raise TurnNotFound()
+        hold = Hold.objects.filter(
+            account__user=request.user, idempotency_key=turn_key(key)
+        ).first()
+        if hold is None:
+            raise TurnNotFound()
+        result = replay_result(hold)
+    except ServiceError as error:
+        return error_response(error)
+    return JsonResponse(result_body(result))
 
 
 def _error_message(error: ServiceError) -> str:

@@ -1,8 +1,9 @@
 """404 and 500 pages that answer API paths in the API's own error shape."""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from eora.errors import ServiceError
 from eora.http import error_body
@@ -11,11 +12,13 @@ from eora.http import error_body
 class ApiNotFound(ServiceError):
     code = "not_found"
     status_code = 404
+    default_message = _("Not found.")
 
 
 class ServerError(ServiceError):
     code = "server_error"
     status_code = 500
+    default_message = _("Something went wrong on our side. Please try again.")
 
 
 def _openai_body(error: ServiceError, kind: str) -> dict:
@@ -29,8 +32,12 @@ def _openai_body(error: ServiceError, kind: str) -> dict:
     }
 
 
-def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    error = ApiNotFound(_not_found_message())
+# Also routed to for unknown /api/ and /v1/ URLs, so that DEBUG answers alike; like
+# an unresolved URL it changes nothing and needs no CSRF check.
+@csrf_exempt
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Answer an unknown URL: JSON under /api/ and /v1/, the 404 page elsewhere."""
+    error = ApiNotFound()
     if request.path.startswith("/v1/"):
         return JsonResponse(_openai_body(error, "invalid_request_error"), status=404)
     if request.path.startswith("/api/"):
@@ -39,17 +46,9 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    error = ServerError(_server_error_message())
+    error = ServerError()
     if request.path.startswith("/v1/"):
         return JsonResponse(_openai_body(error, "api_error"), status=500)
     if request.path.startswith("/api/"):
         return JsonResponse(error_body(error), status=500)
     return defaults.server_error(request)
-
-
-def _not_found_message() -> str:
-    return gettext("Not found.")
-
-
-def _server_error_message() -> str:
-    return gettext("Something went wrong on our side. Please try again.")

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
@@ -53,11 +54,14 @@ class LanguageMiddleware(LocaleMiddleware):
 
     Pages follow the language chosen in the header menu (Django's language
     cookie), else the default, Korean: a browser's Accept-Language is not a
-    choice. API clients choose with Accept-Language, as HTTP intends.
+    choice. API clients choose with Accept-Language, as HTTP intends; but a call
+    that our pages make (session-authenticated, or carrying the language cookie,
+    and no Authorization header) answers in the pages' language, so that the
+    page and its error messages agree.
     """
 
     def process_request(self, request: HttpRequest) -> None:
-        if request.path.startswith(API_PREFIXES):
+        if request.path.startswith(API_PREFIXES) and not from_our_pages(request):
             language = translation.get_language_from_request(request)
         else:
             chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
@@ -65,6 +69,18 @@ class LanguageMiddleware(LocaleMiddleware):
             language = chosen if chosen in supported else settings.LANGUAGE_CODE
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
+
+
+def from_our_pages(request: HttpRequest) -> bool:
+    """Return whether an API call comes from our pages rather than an API client."""
+    if "Authorization" in request.headers:
+        return False
+    if settings.LANGUAGE_COOKIE_NAME in request.COOKIES:
+        return True
+    session = getattr(request, "session", None)
+    # The session is the server's record (SessionMiddleware runs first), not a
+    # value the client writes.
+    return session is not None and session.get(SESSION_KEY) is not None
 
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "accounts",
     "points",
+    "billing",
     "chat",
 ]
 
@@ -291,3 +292,65 @@ PERMISSIONS_POLICY = env_str(
 ANONYMOUS_MAX_BODY_BYTES = env_int("ANONYMOUS_MAX_BODY_BYTES", 65_536, minimum=1024)
 # Sign-up form posts per client address (REMOTE_ADDR) and hour.
 SIGNUP_RATE_PER_HOUR = env_int("SIGNUP_RATE_PER_HOUR", 10, minimum=1)
+
+# Buying points (billing): card payments through Stripe, and redemption codes.
+# Without STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY the top-up page offers
+# redemption codes only. STRIPE_API_BASE and STRIPE_JS_URL point elsewhere only
+# in tests (localstripe).
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY", "")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")
+STRIPE_JS_URL = env_str("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 15, minimum=1)
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int(
+    "STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1
+)
+# Frames that Stripe.js opens besides its own host (its fields, 3-D Secure).
+STRIPE_FRAME_SOURCES = env_list(
+    "STRIPE_FRAME_SOURCES", "https://*.js.stripe.com,https://hooks.stripe.com"
+)
+# Wrong redemption codes allowed per user and per client address (REMOTE_ADDR).
+REDEMPTION_GUESS_RATES = {
+    "user": env_str("REDEMPTION_GUESS_RATE_USER", "10/hour"),
+    "address": env_str("REDEMPTION_GUESS_RATE_ADDRESS", "30/hour"),
+}
+# The Stripe SDK logs each request at INFO.
+LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "stripe": {"level": "WARNING"}}
+
+
+def origin_of(url: str) -> str:
+    """Return the scheme, host and port of a URL: a source in a CSP directive."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def with_sources(policy: str, added: dict[str, list[str]]) -> str:
+    """Return the policy with sources added to directives (made from default-src)."""
+    directives = [part.strip() for part in policy.split(";") if part.strip()]
+    names = [directive.split()[0] for directive in directives]
+    default = next(
+        (d.split()[1:] for d in directives if d.split()[0] == "default-src"), []
+    )
+    for name, sources in added.items():
+        if name in names:
+            index = names.index(name)
+            directives[index] = " ".join([directives[index], *sources])
+        else:
+            directives.append(" ".join([name, *default, *sources]))
+            names.append(name)
+    return "; ".join(directives)
+
+
+# Stripe.js runs from its own host, frames its fields from it and talks to the API.
+if STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY and CONTENT_SECURITY_POLICY:
+    CONTENT_SECURITY_POLICY = with_sources(
+        CONTENT_SECURITY_POLICY,
+        {
+            "script-src": [origin_of(STRIPE_JS_URL)],
+            "frame-src": [origin_of(STRIPE_JS_URL), *STRIPE_FRAME_SOURCES],
+            "connect-src": [origin_of(STRIPE_JS_URL), origin_of(STRIPE_API_BASE)],
+        },
+    )

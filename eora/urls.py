@@ -1,13 +1,15 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import apis as account_apis
 from accounts import views as account_views
+from billing import apis as billing_apis
 from chat import api as chat_api
 from chat import apis as chat_apis
 from chat import openai_api
+from eora import errors_views
 from points import apis as points_apis
 
 api_patterns = [
@@ -27,10 +29,20 @@ api_patterns = [
     ),
     path("keys", account_apis.ApiKeyListApi.as_view(), name="api-keys"),
     path("keys/<int:key_id>", account_apis.ApiKeyDetailApi.as_view(), name="api-key"),
+    path("points/packs", billing_apis.PackListApi.as_view(), name="api-point-packs"),
+    path("points/orders", billing_apis.OrderListApi.as_view(), name="api-point-orders"),
+    path(
+        "points/orders/<int:order_id>/confirm",
+        billing_apis.OrderConfirmApi.as_view(),
+        name="api-point-order-confirm",
+    ),
+    path("points/redeem", billing_apis.RedeemApi.as_view(), name="api-points-redeem"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"
     ),
+    # Matched here rather than by handler404, which DEBUG replaces with its page.
+    re_path(r"", errors_views.not_found, name="api-not-found"),
 ]
 
 urlpatterns = [
@@ -40,12 +52,19 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("settings/api-keys/", account_views.api_keys, name="api-keys-page"),
     path("points/", include("points.urls")),
+    path("points/top-up/", include("billing.urls")),
+    path(
+        "webhooks/stripe/",
+        billing_apis.StripeWebhookApi.as_view(),
+        name="stripe-webhook",
+    ),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path(
         "v1/chat/completions", openai_api.chat_completions, name="v1-chat-completions"
     ),
     path("v1/models", openai_api.models, name="v1-models"),
+    re_path(r"^v1/", errors_views.not_found, name="v1-not-found"),
 ]
 
 handler404 = "eora.errors_views.not_found"

@@ -1,19 +1,24 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
-from points.exceptions import PointsError
+from points.exceptions import InsufficientPoints, PointsError
 from points.forms import AdjustmentForm
 from points.models import Account, Hold, HoldStatus, ModelRate, Transaction
 from points.services import adjust
 
 RECENT_TRANSACTIONS = 20
+DEDUCTION_ABOVE_AVAILABLE_MESSAGE = _(
+    "This deduction is larger than the account's available points (%(available)s)."
+)
 
 
 class ZeroBalanceFilter(admin.SimpleListFilter):
@@ -108,21 +113,33 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("recent transactions"))
     def recent_transactions(self, account: Account) -> str:
         rows = account.transactions.order_by("-version")[:RECENT_TRANSACTIONS]
+        # Numbers are formatted before format_html_join, which escapes every
+        # argument into a string (a format spec such as {:+d} would then fail).
         body = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{:+d}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    row.created_at,
+                    date_format(localtime(row.created_at), "SHORT_DATETIME_FORMAT"),
                     row.get_type_display(),
-                    row.amount,
-                    row.balance_after,
+                    f"{row.amount:+,d}",
+                    f"{row.balance_after:,d}",
                     row.description,
                 )
                 for row in rows
             ),
         )
-        return format_html("<table>{}</table>", body)
+        head = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            _("time"),
+            _("type"),
+            _("amount"),
+            _("balance after"),
+            _("description"),
+        )
+        return format_html(
+            "<table><thead>{}</thead><tbody>{}</tbody></table>", head, body
+        )
 
     def get_urls(self) -> list:
         return [
@@ -137,9 +154,10 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not request.user.has_perm("points.change_account"):
             raise PermissionDenied
-        account = get_object_or_404(
-            Account.objects.select_related("user"), pk=object_id
-        )
+        # Like the admin's own views: a malformed or unknown id is a 404.
+        account = self.get_object(request, unquote(object_id))
+        if account is None:
+            raise Http404(_("No such points account."))
         form = AdjustmentForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -148,6 +166,12 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     delta=form.cleaned_data["delta"],
                     reason=form.cleaned_data["reason"],
                     by_user=request.user,
+                )
+            except InsufficientPoints as error:
+                form.add_error(
+                    "delta",
+                    DEDUCTION_ABOVE_AVAILABLE_MESSAGE
+                    % {"available": f"{error.available:,}"},
                 )
             except PointsError as error:
                 form.add_error("delta", str(error.message))
@@ -176,7 +200,7 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
-        "account",
+        "account_email",
         "type",
         "amount",
         "balance_after",
@@ -189,12 +213,18 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("account__user__email", "description")
     ordering = ("-created_at", "-pk")
 
+    # The account's __str__ carries its current balance, which beside each row's
+    # own balance_after reads as that row's balance.
+    @admin.display(description=_("account"), ordering="account__user__email")
+    def account_email(self, entry: Transaction) -> str:
+        return entry.account.user.email
+
 
 @admin.register(Hold)
 class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
-        "account",
+        "account_email",
         "amount",
         "captured_amount",
         "status",
@@ -203,6 +233,10 @@ class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("status",)
     list_select_related = ("account__user",)
     search_fields = ("account__user__email",)
+
+    @admin.display(description=_("account"), ordering="account__user__email")
+    def account_email(self, hold: Hold) -> str:
+        return hold.account.user.email
 
 
 @admin.register(ModelRate)

@@ -1,20 +1,24 @@
-"""The points API: balance, history (keyset pages) and the models' rates."""
+"""The points API: balance, history (cursor pages) and the models' rates."""
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from eora.schema import ERROR_RESPONSES
+from eora.api import QuerySerializer
+from eora.pagination import CursorPage
+from eora.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
 from points.models import ModelRate, Transaction, TransactionType
 from points.pricing import default_rates
-from points.selectors import history
+from points.selectors import HISTORY_ORDERING, history
 from points.services import account_of
 
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
+SINCE_NOT_BEFORE_UNTIL_MESSAGE = _("`since` must be before `until`.")
 
 
 class PointsApi(APIView):
@@ -73,29 +77,35 @@ class HistoryRecordSerializer(serializers.Serializer):
 
 
 class HistoryApi(APIView):
-    class HistoryPageFilterSerializer(serializers.Serializer):
+    class HistoryPageFilterSerializer(QuerySerializer):
         limit = serializers.IntegerField(
             min_value=1, max_value=HISTORY_MAX_LIMIT, default=HISTORY_DEFAULT_LIMIT
         )
-        cursor = serializers.IntegerField(
-            min_value=1, required=False, help_text="`next_cursor` of the previous page."
-        )
+        # Decoded by CursorPage; declared here to be checked and documented.
+        cursor = serializers.CharField(required=False, help_text=PAGE_CURSOR_HELP)
         type = serializers.MultipleChoiceField(
             choices=TransactionType.choices, required=False
         )
-        since = serializers.DateTimeField(required=False)
-        until = serializers.DateTimeField(required=False)
+        since = serializers.DateTimeField(
+            required=False, help_text="Rows written at or after this time."
+        )
+        until = serializers.DateTimeField(
+            required=False,
+            help_text="Rows written before this time; it must be after `since`.",
+        )
 
         def validate(self, data: dict) -> dict:
             if "since" in data and "until" in data and data["since"] >= data["until"]:
-                raise serializers.ValidationError("since must be before until.")
+                raise serializers.ValidationError(SINCE_NOT_BEFORE_UNTIL_MESSAGE)
             return data
 
     class HistoryPageSerializer(serializers.Serializer):
         success = serializers.BooleanField()
         history = HistoryRecordSerializer(many=True)
         total_records = serializers.IntegerField()
-        next_cursor = serializers.CharField(allow_null=True)
+        next_cursor = serializers.CharField(
+            allow_null=True, help_text="`cursor` of the next page; null on the last."
+        )
 
     @extend_schema(
         operation_id="user_points_history",
@@ -117,18 +127,19 @@ class HistoryApi(APIView):
         filtered = bool(types or "since" in options or "until" in options)
         # Without filters every row counts, and the account's version is that count.
         total = rows.count() if filtered else account.version
-        if "cursor" in options:
-            rows = rows.filter(version__lt=options["cursor"])
-        page = list(rows[: options["limit"] + 1])
-        more = len(page) > options["limit"]
-        page = page[: options["limit"]]
+        pages = CursorPage(
+            ordering=HISTORY_ORDERING,
+            cursor_query_param="cursor",
+            page_size=options["limit"],
+        )
+        page = pages.paginate_queryset(rows, request)
         return Response(
             self.HistoryPageSerializer(
                 {
                     "success": True,
                     "history": page,
                     "total_records": total,
-                    "next_cursor": str(page[-1].version) if more else None,
+                    "next_cursor": pages.next_cursor(),
                 }
             ).data
         )

@@ -1,5 +1,6 @@
 """Check that every account agrees with its own ledger."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db.models import (
@@ -32,6 +33,17 @@ class AuditProblem:
         return f"account {self.account_id} ({self.email}): {self.problem}"
 
 
+AuditCheck = Callable[[], list[AuditProblem]]
+# Checks of other apps against the ledger (billing: orders, codes, debts).
+_extra_checks: list[AuditCheck] = []
+
+
+def register_check(check: AuditCheck) -> None:
+    """Have `audit_accounts` run `check` too (apps call this in `ready()`)."""
+    if check not in _extra_checks:
+        _extra_checks.append(check)
+
+
 def _sum(expression: object) -> Coalesce:
     return Coalesce(expression, Value(0), output_field=BigIntegerField())
 
@@ -42,7 +54,8 @@ def audit_accounts() -> list[AuditProblem]:
     Checked: the balance equals the sum of the rows; versions run 1..n without a
     gap and the account's version is n; each row's balance_after is the previous
     one plus its amount, and the last equals the balance; the totals equal the sums
-    of the credits and debits; `held` equals the open holds.
+    of the credits and debits; `held` equals the open holds. Then the checks
+    other apps registered (`register_check`).
     """
     open_holds = (
         Hold.objects.filter(account=OuterRef("pk"), status=HoldStatus.OPEN)
@@ -78,6 +91,8 @@ def audit_accounts() -> list[AuditProblem]:
             AuditProblem(account.pk, account.user.email, text) for text in found
         )
     problems.extend(_chain_breaks())
+    for check in _extra_checks:
+        problems.extend(check())
     return problems
 
 

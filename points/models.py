@@ -24,6 +24,14 @@ class Account(models.Model):
     total_earned = models.BigIntegerField(_("total earned"), default=0)
     total_spent = models.BigIntegerField(_("total spent"), default=0)
     version = models.BigIntegerField(_("version"), default=0)
+    owed = models.BigIntegerField(
+        _("owed"),
+        default=0,
+        help_text=_(
+            "Points taken back by a refund or dispute that had already been spent; "
+            "the next points the account receives repay them first."
+        ),
+    )
     last_updated = models.DateTimeField(_("last updated"), default=timezone.now)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
@@ -45,6 +53,9 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(version__gte=0), name="points_account_version_non_negative"
             ),
+            models.CheckConstraint(
+                condition=Q(owed__gte=0), name="points_account_owed_non_negative"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -62,6 +73,12 @@ class TransactionType(models.TextChoices):
     REFUND = "refund", _("Refund")
     CHAT_USAGE = "chat_usage", _("Chat usage")
     ADMIN_ADJUSTMENT = "admin_adjustment", _("Adjustment")
+    BONUS = "bonus", _("Bonus")
+    REDEMPTION = "redemption", _("Redemption code")
+    TOP_UP_REVERSAL = "top_up_reversal", _("Top-up taken back")
+    BONUS_REVERSAL = "bonus_reversal", _("Bonus taken back")
+    PAYMENT_REINSTATED = "payment_reinstated", _("Payment reinstated")
+    DEBT_REPAYMENT = "debt_repayment", _("Owed points repaid")
 
 
 class Transaction(models.Model):
@@ -123,6 +140,15 @@ class Transaction(models.Model):
         related_name="+",
         verbose_name=_("API key"),
         help_text=_("The key that made the request this row paid for."),
+    )
+    order = models.ForeignKey(
+        "billing.Order",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_rows",
+        verbose_name=_("order"),
+        help_text=_("The order whose payment, refund or dispute this row records."),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 

@@ -6,6 +6,9 @@ from django.db.models import QuerySet
 
 from points.models import Account, Hold, HoldStatus, Transaction
 
+# Versions are unique per account: a page boundary never falls between equals.
+HISTORY_ORDERING = ("-version",)
+
 
 def history(
     account: Account,
@@ -13,18 +16,15 @@ def history(
     types: list[str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before_version: int | None = None,
 ) -> QuerySet[Transaction]:
     """Return the account's ledger rows, newest first, filtered."""
-    rows = Transaction.objects.filter(account=account).order_by("-version")
+    rows = Transaction.objects.filter(account=account).order_by(*HISTORY_ORDERING)
     if types:
         rows = rows.filter(type__in=types)
     if since is not None:
         rows = rows.filter(created_at__gte=since)
     if until is not None:
         rows = rows.filter(created_at__lt=until)
-    if before_version is not None:
-        rows = rows.filter(version__lt=before_version)
     return rows
 
 

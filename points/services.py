@@ -15,12 +15,15 @@ remembered and repeated.
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Model
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 
@@ -43,6 +46,7 @@ from points.models import (
 from points.pricing import Rates, Usage, completion_tokens_affordable, cost_of
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=Model)
 
 MAX_POINTS = 10**15
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -56,6 +60,9 @@ CREDIT_TYPES = {
     TransactionType.SIGNUP_BONUS,
     TransactionType.TOP_UP,
     TransactionType.REFUND,
+    TransactionType.BONUS,
+    TransactionType.REDEMPTION,
+    TransactionType.PAYMENT_REINSTATED,
 }
 DEBIT_TYPES = {TransactionType.CHAT_USAGE}
 
@@ -64,7 +71,22 @@ CREDIT_DESCRIPTIONS = {
     TransactionType.SIGNUP_BONUS: gettext_noop("Sign-up bonus (%(points)s points)"),
     TransactionType.TOP_UP: gettext_noop("Points top-up (%(points)s points)"),
     TransactionType.REFUND: gettext_noop("Refund (%(points)s points)"),
+    TransactionType.BONUS: gettext_noop("Bonus points (%(points)s points)"),
+    TransactionType.REDEMPTION: gettext_noop("Redemption code (%(points)s points)"),
+    TransactionType.PAYMENT_REINSTATED: gettext_noop(
+        "Payment reinstated (%(points)s points)"
+    ),
 }
+# Debits that take back a refunded or disputed purchase, and repay a debt.
+REVERSAL_DESCRIPTIONS = {
+    TransactionType.TOP_UP_REVERSAL: gettext_noop(
+        "Purchased points taken back (%(points)s points)"
+    ),
+    TransactionType.BONUS_REVERSAL: gettext_noop(
+        "Bonus points taken back (%(points)s points)"
+    ),
+}
+DEBT_REPAYMENT_DESCRIPTION = gettext_noop("Owed points repaid (%(points)s points)")
 USAGE_DESCRIPTION = gettext_noop(
     "Chat usage (tokens: %(total)d, prompt: %(prompt)d, completion: %(completion)d)"
 )
@@ -142,10 +164,79 @@ def _require_hold(hold: object) -> Hold:
 
 
 # Locking, idempotency and posting ------------------------------------------
+#
+# The locks, the holds and the ledger rows go through Django's cursor as
+# hand-written SQL: on the hot path of a turn (`reserve`, `settle`), building an
+# ORM query cost more client time than the round trip it makes (bench/ledger.py).
+# The rules stay in Python, under the row locks; the SQL reads, locks and writes
+# the figures computed here.
+
+
+def _for_no_key_update() -> str:
+    # SQLite has no row locks: its IMMEDIATE transactions serialise writers instead.
+    if connection.features.has_select_for_no_key_update:
+        return " FOR NO KEY UPDATE"
+    return ""
+
+
+def _fetch_one(sql: str, params: Sequence[object]) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def _execute(sql: str, params: Sequence[object]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _columns(model: type[Model], table: str) -> str:
+    quote = connection.ops.quote_name
+    return ", ".join(f"{table}.{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+def _load(model: type[M], values: Sequence[object]) -> M:
+    """Return the instance the ORM would make of a row of `_columns(model)`."""
+    database = connections[DEFAULT_DB_ALIAS]
+    fields = model._meta.concrete_fields
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        column = field.get_col(model._meta.db_table)
+        converters = database.ops.get_db_converters(column)
+        for convert in converters + column.get_db_converters(database):
+            value = convert(value, column, database)
+        converted.append(value)
+    return model.from_db(database.alias, [f.attname for f in fields], converted)
+
+
+def _insert(row: Model) -> None:
+    """Insert a new instance with one `INSERT ... RETURNING id`, as `save()` would."""
+    database = connections[DEFAULT_DB_ALIAS]
+    quote = database.ops.quote_name
+    fields = [field for field in row._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"INSERT INTO {quote(row._meta.db_table)} ({columns})"
+        f" VALUES ({placeholders}) RETURNING {quote(row._meta.pk.column)}"
+    )
+    values = [
+        field.get_db_prep_save(field.pre_save(row, True), database) for field in fields
+    ]
+    (row.pk,) = _fetch_one(sql, values)
+    row._state.adding = False
+    row._state.db = database.alias
 
 
 def _lock_account(account_id: int) -> Account:
-    return Account.objects.select_for_update(no_key=True).get(pk=account_id)
+    row = _fetch_one(
+        f"SELECT {_columns(Account, 'a')} FROM points_account a WHERE a.id = %s"
+        + _for_no_key_update(),
+        [account_id],
+    )
+    if row is None:
+        raise Account.DoesNotExist(f"No points account {account_id}.")
+    return _load(Account, row)
 
 
 def _end_overdue_holds(account: Account) -> datetime:
@@ -157,7 +248,56 @@ def _end_overdue_holds(account: Account) -> datetime:
 
 
 def _lock_hold(hold_id: int) -> Hold:
-    return Hold.objects.select_for_update(no_key=True).get(pk=hold_id)
+    row = _fetch_one(
+        f"SELECT {_columns(Hold, 'h')} FROM points_hold h WHERE h.id = %s"
+        + _for_no_key_update(),
+        [hold_id],
+    )
+    if row is None:
+        raise Hold.DoesNotExist(f"No hold {hold_id}.")
+    return _load(Hold, row)
+
+
+def _lock_account_and_hold(hold_id: int) -> tuple[Account, Hold]:
+    """Lock a hold's account, then the hold, in one statement (in that order)."""
+    row = _fetch_one(
+        f"SELECT {_columns(Account, 'a')}, {_columns(Hold, 'h')}"
+        " FROM points_account a JOIN points_hold h ON h.account_id = a.id"
+        " WHERE h.id = %s" + _for_no_key_update(),
+        [hold_id],
+    )
+    if row is None:
+        raise Hold.DoesNotExist(f"No hold {hold_id}.")
+    split = len(Account._meta.concrete_fields)
+    return _load(Account, row[:split]), _load(Hold, row[split:])
+
+
+def _open_hold(
+    account: Account,
+    *,
+    amount: int,
+    description: str,
+    expires_at: datetime,
+    key: str | None,
+    fingerprint: str,
+    now: datetime,
+) -> Hold:
+    """Place a hold on the locked account: insert it and add it to `held`."""
+    hold = Hold(
+        account_id=account.pk,
+        amount=amount,
+        description=description[:255],
+        expires_at=expires_at,
+        idempotency_key=key,
+        request_hash=fingerprint if key else "",
+        created_at=now,
+    )
+    _insert(hold)
+    _execute(
+        "UPDATE points_account SET held = held + %s WHERE id = %s", [amount, account.pk]
+    )
+    account.held += amount
+    return hold
 
 
 def request_hash(operation: str, **fields: object) -> str:
@@ -246,17 +386,20 @@ def _post(
     else:
         account.total_spent -= amount
     account.last_updated = now
-    account.save(
-        update_fields=[
-            "balance",
-            "held",
-            "version",
-            "total_earned",
-            "total_spent",
-            "last_updated",
-        ]
+    _execute(
+        "UPDATE points_account SET balance = %s, held = %s, version = %s,"
+        " total_earned = %s, total_spent = %s, last_updated = %s WHERE id = %s",
+        [
+            account.balance,
+            account.held,
+            account.version,
+            account.total_earned,
+            account.total_spent,
+            connection.ops.adapt_datetimefield_value(now),
+            account.pk,
+        ],
     )
-    return Transaction.objects.create(
+    entry = Transaction(
         account=account,
         type=type,
         amount=amount,
@@ -266,23 +409,28 @@ def _post(
         created_at=now,
         **fields,
     )
+    _insert(entry)
+    return entry
 
 
 def _expire_overdue_holds(account: Account, now: datetime) -> int:
     """End the locked account's open holds that are past their expiry."""
-    overdue = list(
-        Hold.objects.select_for_update(no_key=True)
-        .filter(account=account, status=HoldStatus.OPEN, expires_at__lte=now)
-        .values_list("pk", "amount")
-    )
-    if not overdue:
-        return 0
-    Hold.objects.filter(pk__in=[pk for pk, _ in overdue]).update(
-        status=HoldStatus.EXPIRED, ended_at=now
-    )
-    account.held -= sum(amount for _, amount in overdue)
-    account.save(update_fields=["held"])
-    return len(overdue)
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        # The UPDATE locks the holds it ends; the account is locked already.
+        cursor.execute(
+            "UPDATE points_hold SET status = %s, ended_at = %s WHERE account_id = %s"
+            " AND status = %s AND expires_at <= %s RETURNING amount",
+            [HoldStatus.EXPIRED, at, account.pk, HoldStatus.OPEN, at],
+        )
+        ended = [amount for (amount,) in cursor.fetchall()]
+    if ended:
+        _execute(
+            "UPDATE points_account SET held = held - %s WHERE id = %s",
+            [sum(ended), account.pk],
+        )
+        account.held -= sum(ended)
+    return len(ended)
 
 
 # Public services ----------------------------------------------------------------
@@ -311,28 +459,40 @@ def grant(
     type: str = TransactionType.TOP_UP,
     description: str = "",
     idempotency_key: str | None = None,
+    order: object | None = None,
 ) -> Transaction:
-    """Add points to an account (sign-up bonus, top-up, refund)."""
+    """Add points to an account (sign-up bonus, top-up, refund, code, ...).
+
+    The account's debt, if it owes points, is repaid from them first, by a
+    `debt_repayment` row in the same transaction. `order` is the billing order
+    the points come from, recorded on the row.
+    """
     _require_account(account)
     amount = _require_points(amount)
     type = _require_type(type, CREDIT_TYPES)
     key = _require_key(idempotency_key)
     if not description:
         description = _credit_description(type, amount)
-    fingerprint = request_hash("grant", amount=amount, type=type)
+    request = {"amount": amount, "type": type}
+    if order is not None:
+        request["order"] = order.pk
+    fingerprint = request_hash("grant", **request)
     with transaction.atomic():
         locked = _lock_account(account.pk)
         if key is not None and (record := _find_record(locked, key, fingerprint)):
             return record.transaction
+        now = timezone.now()
         entry = _post(
             locked,
             type=type,
             amount=amount,
-            now=timezone.now(),
+            now=now,
             description=description,
             idempotency_key=key,
             request_hash=fingerprint if key else "",
+            order=order,
         )
+        _repay_debt(locked, now=now, limit=amount)
         _remember(locked, key, fingerprint, "grant", transaction=entry)
         return entry
 
@@ -495,17 +655,15 @@ def place_hold(
         if amount > locked.available:
             refusal = _refuse(locked, key, fingerprint, "place_hold", amount)
         else:
-            hold = Hold.objects.create(
-                account=locked,
+            hold = _open_hold(
+                locked,
                 amount=amount,
-                description=description[:255],
+                description=description,
                 expires_at=now + timedelta(seconds=ttl_seconds),
-                idempotency_key=key,
-                request_hash=fingerprint if key else "",
-                created_at=now,
+                key=key,
+                fingerprint=fingerprint,
+                now=now,
             )
-            locked.held += amount
-            locked.save(update_fields=["held"])
             _remember(locked, key, fingerprint, "place_hold", hold=hold)
             return hold
     raise refusal
@@ -707,7 +865,10 @@ def reserve(
     client_key = _require_key(idempotency_key)
     key = turn_key(client_key) if client_key is not None else None
     ttl = settings.HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
-    fingerprint = request_hash("reserve", request=request_fingerprint)
+    # Only a keyed call is remembered: the others need no fingerprint.
+    fingerprint = (
+        request_hash("reserve", request=request_fingerprint) if key is not None else ""
+    )
     with transaction.atomic():
         locked = _lock_account(account.pk)
         if key is not None and (record := _find_record(locked, key, fingerprint)):
@@ -737,17 +898,15 @@ def reserve(
             amount = cost_of(
                 prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates
             )
-            hold = Hold.objects.create(
-                account=locked,
+            hold = _open_hold(
+                locked,
                 amount=amount,
-                description=description[:255],
+                description=description,
                 expires_at=now + timedelta(seconds=ttl),
-                idempotency_key=key,
-                request_hash=fingerprint if key else "",
-                created_at=now,
+                key=key,
+                fingerprint=fingerprint,
+                now=now,
             )
-            locked.held += amount
-            locked.save(update_fields=["held"])
             _remember(locked, key, fingerprint, "reserve", hold=hold)
             return Reservation(
                 hold=hold,
@@ -826,8 +985,7 @@ def settle(
     )
     cost = usage.cost
     with transaction.atomic():
-        account = _lock_account(reservation.hold.account_id)
-        hold = _lock_hold(reservation.hold.pk)
+        account, hold = _lock_account_and_hold(reservation.hold.pk)
         now = timezone.now()
         if hold.status == HoldStatus.OPEN and hold.expires_at > now:
             charged = min(cost, hold.amount)
@@ -855,7 +1013,10 @@ def settle(
                 **_usage_fields(usage),
             )
         else:
-            account.save(update_fields=["held"])
+            _execute(
+                "UPDATE points_account SET held = %s WHERE id = %s",
+                [account.held, account.pk],
+            )
             logger.warning(
                 "Turn of hold %s outlived it with nothing available; "
                 "%d points not charged.",
@@ -864,7 +1025,16 @@ def settle(
             )
         hold.captured_amount = charged
         hold.ended_at = hold.ended_at or now
-        hold.save(update_fields=["status", "captured_amount", "ended_at"])
+        _execute(
+            "UPDATE points_hold SET status = %s, captured_amount = %s, ended_at = %s"
+            " WHERE id = %s",
+            [
+                hold.status,
+                charged,
+                connection.ops.adapt_datetimefield_value(hold.ended_at),
+                hold.pk,
+            ],
+        )
     return Settlement(
         entry=entry,
         usage=usage,
@@ -873,3 +1043,151 @@ def settle(
         uncharged=cost - charged,
         remaining=account.available,
     )
+
+
+# Purchases and debts ----------------------------------------------------------------
+#
+# A paid order is credited once (`credit_purchase`). A refund or a dispute takes
+# its points back (`take_back`) as far as they are available; what the account
+# has already spent (or holds for answers in progress) is never taken into a
+# negative balance: it is added to `Account.owed`, and the next points the
+# account receives (`grant`, `credit_purchase`) repay it first, by
+# `debt_repayment` rows.
+
+
+@dataclass(frozen=True)
+class TakeBack:
+    """What `take_back` took from the balance, and what it added to the debt."""
+
+    taken: int
+    owed: int
+
+
+def _require_part(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidAmount(
+            gettext("%(name)s must be a whole number of points, not %(value)r.")
+            % {"name": name, "value": value}
+        )
+    if value > MAX_POINTS:
+        raise InvalidAmount(
+            gettext("%(name)s must be at most %(limit)d points.")
+            % {"name": name, "limit": MAX_POINTS}
+        )
+    return value
+
+
+def _owed(account: Account) -> int:
+    """Return the debt of an account whose row this transaction has locked."""
+    return Account.objects.filter(pk=account.pk).values_list("owed", flat=True).get()
+
+
+def _set_owed(account: Account, owed: int) -> None:
+    Account.objects.filter(pk=account.pk).update(owed=owed)
+    account.owed = owed
+
+
+def _repay_debt(account: Account, *, now: datetime, limit: int) -> Transaction | None:
+    """Repay the locked account's debt from the `limit` points just credited."""
+    owed = _owed(account)
+    repaid = min(owed, limit, account.available)
+    if repaid <= 0:
+        return None
+    _set_owed(account, owed - repaid)
+    return _post(
+        account,
+        type=TransactionType.DEBT_REPAYMENT,
+        amount=-repaid,
+        now=now,
+        description=_default_language_text(
+            DEBT_REPAYMENT_DESCRIPTION, points=f"{repaid:,}"
+        ),
+    )
+
+
+def credit_purchase(
+    *,
+    account: Account,
+    points: int,
+    bonus: int,
+    order: object,
+    idempotency_key: str,
+) -> Transaction:
+    """Credit a paid order: its points as a `top_up` row, its bonus as a `bonus` row.
+
+    One call per order, with a key derived from it: a repeat returns the first
+    call's top-up row and writes nothing. A debt is repaid from them first.
+    """
+    _require_account(account)
+    points = _require_points(points, name="points")
+    bonus = _require_part(bonus, "bonus")
+    key = _require_key(idempotency_key)
+    if key is None or getattr(order, "pk", None) is None:
+        raise InvalidArgument(gettext("A purchase needs its saved order and a key."))
+    fingerprint = request_hash(
+        "credit_purchase", points=points, bonus=bonus, order=order.pk
+    )
+    with transaction.atomic():
+        locked = _lock_account(account.pk)
+        if record := _find_record(locked, key, fingerprint):
+            return record.transaction
+        now = timezone.now()
+        entry = _post(
+            locked,
+            type=TransactionType.TOP_UP,
+            amount=points,
+            now=now,
+            description=_credit_description(TransactionType.TOP_UP, points),
+            idempotency_key=key,
+            request_hash=fingerprint,
+            order=order,
+        )
+        if bonus:
+            _post(
+                locked,
+                type=TransactionType.BONUS,
+                amount=bonus,
+                now=now,
+                description=_credit_description(TransactionType.BONUS, bonus),
+                order=order,
+            )
+        _repay_debt(locked, now=now, limit=points + bonus)
+        _remember(locked, key, fingerprint, "credit_purchase", transaction=entry)
+        return entry
+
+
+def take_back(*, account: Account, points: int, bonus: int, order: object) -> TakeBack:
+    """Take back points and bonus of a refunded or disputed order.
+
+    Each part is its own row (`top_up_reversal`, `bonus_reversal`), of at most
+    what is available; the rest is added to the account's debt. The caller
+    decides how much, under its own lock of the order (taken before this one).
+    """
+    _require_account(account)
+    points = _require_part(points, "points")
+    bonus = _require_part(bonus, "bonus")
+    with transaction.atomic():
+        locked = _lock_account(account.pk)
+        now = _end_overdue_holds(locked)
+        taken = 0
+        for type, amount in (
+            (TransactionType.TOP_UP_REVERSAL, points),
+            (TransactionType.BONUS_REVERSAL, bonus),
+        ):
+            part = min(amount, max(locked.available, 0))
+            if part > 0:
+                _post(
+                    locked,
+                    type=type,
+                    amount=-part,
+                    now=now,
+                    description=_default_language_text(
+                        REVERSAL_DESCRIPTIONS[type], points=f"{part:,}"
+                    ),
+                    order=order,
+                )
+                taken += part
+        owed = points + bonus - taken
+        if owed:
+            _set_owed(locked, _owed(locked) + owed)
+    return TakeBack(taken=taken, owed=owed)

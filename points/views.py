@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -7,6 +8,12 @@ from points.selectors import history, open_holds
 from points.services import account_of
 
 HISTORY_PAGE_SIZE = 20
+DEFAULT_LOW_BALANCE_POINTS = 1000
+
+
+def low_balance_points() -> int:
+    """Return the available points below which the header suggests a top-up."""
+    return getattr(settings, "LOW_BALANCE_POINTS", DEFAULT_LOW_BALANCE_POINTS)
 
 
 @login_required
@@ -18,5 +25,10 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "points/overview.html",
-        {"account": account, "page": page, "open_holds": open_holds(account)},
+        {
+            "account": account,
+            "page": page,
+            "open_holds": open_holds(account),
+            "low_balance_points": low_balance_points(),
+        },
     )

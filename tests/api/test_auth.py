@@ -2,10 +2,12 @@ import json
 
 import pytest
 from django.test import Client
+from rest_framework import exceptions
 from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key, revoke_api_key
 from accounts.models import ApiKey
+from eora.errors_views import ApiNotFound
 from points.models import Transaction, TransactionType
 
 
@@ -14,7 +16,7 @@ def test_no_credentials_is_401_with_envelope(client: Client) -> None:
     assert response.status_code == 401
     assert response.json() == {
         "success": False,
-        "error": response.json()["error"],
+        "error": str(exceptions.NotAuthenticated.default_detail),
         "code": "not_authenticated",
     }
 
@@ -158,20 +160,57 @@ def test_api_chat_ledger_row_records_the_key(api: APIClient, user, settings) -> 
     assert row.api_key == ApiKey.objects.get(user=user)
 
 
-def test_unknown_api_path_is_json_404(api: APIClient) -> None:
-    for path in ("/api/nope", "/api/keys/not-a-number"):
-        response = api.get(path)
-        assert response.status_code == 404
-        assert response.json()["code"] == "not_found"
+UNKNOWN_API_PATHS = ["/api/nope", "/api/keys/not-a-number", "/api/chat/", "/api/"]
 
 
-def test_unknown_v1_path_is_openai_shaped_404(api: APIClient) -> None:
-    response = api.get("/v1/nope")
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize("path", UNKNOWN_API_PATHS)
+def test_unknown_api_path_is_json_404(
+    api: APIClient, settings, debug: bool, path: str
+) -> None:
+    settings.DEBUG = debug
+
+    response = api.get(path)
+
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
+    assert response.json() == {
+        "success": False,
+        "error": str(ApiNotFound.default_message),
+        "code": ApiNotFound.code,
+    }
 
 
-def test_unknown_page_is_html_404(client) -> None:
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_unknown_api_path_is_json_404_for_writes_without_csrf(
+    user, settings, method: str
+) -> None:
+    # A session without its CSRF token: an unknown URL changes nothing to protect.
+    settings.DEBUG = True
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+
+    response = getattr(client, method)("/api/nope")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == ApiNotFound.code
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_unknown_v1_path_is_openai_shaped_404(
+    api: APIClient, settings, debug: bool
+) -> None:
+    settings.DEBUG = debug
+
+    response = api.get("/v1/nope")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == ApiNotFound.code
+    assert response.json()["error"]["message"] == str(ApiNotFound.default_message)
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_unknown_page_is_html_404(client, settings, debug: bool) -> None:
+    settings.DEBUG = debug
     response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")

@@ -2,13 +2,30 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
+import time_machine
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key
+from eora.pagination import INVALID_CURSOR_MESSAGE
 from points import services
+from points.apis import SINCE_NOT_BEFORE_UNTIL_MESSAGE
 from points.models import ModelRate, TransactionType
 from points.pricing import Rates, Usage
+
+# More pages than any test here makes: a cursor that never ends fails the test.
+MAX_PAGES = 10
+
+
+def history_pages(api: APIClient, **query: object) -> list[dict]:
+    """Return every page of GET /api/user/points/history, following `next_cursor`."""
+    pages = [api.get("/api/user/points/history", query).json()]
+    while pages[-1]["next_cursor"] is not None and len(pages) < MAX_PAGES:
+        query["cursor"] = pages[-1]["next_cursor"]
+        pages.append(api.get("/api/user/points/history", query).json())
+    return pages
 
 
 def test_points_in_seed_shape(api: APIClient, user) -> None:
@@ -41,7 +58,7 @@ def test_history_in_seed_shape_newest_first(api: APIClient, user) -> None:
     newest, bonus = body["history"]
     assert newest["type"] == "chat_usage"
     assert (newest["amount"], newest["balance_after"]) == (-154, 99_846)
-    assert newest["description"] == "채팅 사용 (토큰: 77, 입력: 44, 출력: 33)"
+    assert newest["description"] == services.usage_description(usage)
     details = newest["token_details"]
     assert (
         details["prompt_tokens"],
@@ -49,7 +66,9 @@ def test_history_in_seed_shape_newest_first(api: APIClient, user) -> None:
         details["total_tokens"],
     ) == (44, 33, 77)
     assert bonus["token_details"] is None
-    assert bonus["description"] == "신규 회원가입 보너스 (100,000 포인트)"
+    with translation.override(settings.LANGUAGE_CODE):
+        signup_bonus = services.CREDIT_DESCRIPTIONS[TransactionType.SIGNUP_BONUS]
+        assert bonus["description"] == gettext(signup_bonus) % {"points": "100,000"}
     assert set(newest) == {
         "type",
         "amount",
@@ -60,24 +79,48 @@ def test_history_in_seed_shape_newest_first(api: APIClient, user) -> None:
     }
 
 
-def test_history_pages_with_keyset_cursor(api: APIClient, user) -> None:
+def test_history_pages_with_cursor(api: APIClient, user) -> None:
     for amount in range(1, 26):
         services.grant(account=user.points_account, amount=amount)
 
-    first = api.get("/api/user/points/history", {"limit": 10}).json()
-    second = api.get(
-        "/api/user/points/history", {"limit": 10, "cursor": first["next_cursor"]}
-    ).json()
-    third = api.get(
-        "/api/user/points/history", {"limit": 10, "cursor": second["next_cursor"]}
-    ).json()
+    pages = history_pages(api, limit=10)
 
-    amounts = [
-        row["amount"] for page in (first, second, third) for row in page["history"]
-    ]
+    amounts = [row["amount"] for page in pages for row in page["history"]]
     assert amounts == [*range(25, 0, -1), 100_000]
-    assert third["next_cursor"] is None
-    assert first["total_records"] == 26
+    assert [len(page["history"]) for page in pages] == [10, 10, 6]
+    assert pages[-1]["next_cursor"] is None
+    assert {page["total_records"] for page in pages} == {26}
+
+
+def test_history_rows_written_at_the_same_instant_each_come_once(
+    api: APIClient, user
+) -> None:
+    # given five rows written at the same instant as each other
+    with time_machine.travel(timezone.now(), tick=False):
+        for amount in range(1, 6):
+            services.grant(account=user.points_account, amount=amount)
+
+    # when they are read two at a time
+    pages = history_pages(api, limit=2)
+
+    # then each comes exactly once, newest first
+    amounts = [row["amount"] for page in pages for row in page["history"]]
+    assert amounts == [5, 4, 3, 2, 1, 100_000]
+    assert len({row["timestamp"] for page in pages for row in page["history"]}) == 2
+
+
+def test_history_cursor_keeps_the_filters(api: APIClient, user) -> None:
+    for amount in range(1, 6):
+        services.grant(
+            account=user.points_account, amount=amount, type=TransactionType.REFUND
+        )
+        services.grant(account=user.points_account, amount=amount * 10)
+
+    pages = history_pages(api, limit=2, type="refund")
+
+    amounts = [row["amount"] for page in pages for row in page["history"]]
+    assert amounts == [5, 4, 3, 2, 1]
+    assert {page["total_records"] for page in pages} == {5}
 
 
 def test_history_defaults_to_twenty_rows(api: APIClient, user) -> None:
@@ -108,9 +151,14 @@ def test_history_filters_by_type_and_date(api: APIClient, user) -> None:
         {"limit": 0},
         {"limit": 101},
         {"limit": "x"},
+        {"limit": ""},
         {"cursor": 0},
+        {"cursor": ""},
         {"type": "nope"},
+        {"type": ""},
         {"since": "yesterday"},
+        {"since": ""},
+        {"until": ""},
     ],
 )
 def test_history_rejects_bad_query(api: APIClient, query) -> None:
@@ -119,14 +167,48 @@ def test_history_rejects_bad_query(api: APIClient, query) -> None:
     assert response.json()["code"] == "invalid_request"
 
 
+def test_history_rejects_since_not_before_until(api: APIClient) -> None:
+    instant = timezone.now().isoformat()
+
+    response = api.get("/api/user/points/history", {"since": instant, "until": instant})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == str(SINCE_NOT_BEFORE_UNTIL_MESSAGE)
+
+
+def test_history_rejects_a_cursor_not_handed_out(api: APIClient) -> None:
+    # "p=x": a position that is not a version.
+    response = api.get("/api/user/points/history", {"cursor": "cD14"})
+
+    assert response.status_code == 400
+    assert response.json()["errors"]["cursor"] == [str(INVALID_CURSOR_MESSAGE)]
+
+
 @pytest.mark.parametrize("rows", [20, 100])
 def test_history_query_count_does_not_grow_with_rows(
     api: APIClient, user, rows: int, django_assert_num_queries
 ) -> None:
     for _ in range(rows):
         services.grant(account=user.points_account, amount=1)
+    # The key (with its user), its last-used time (first use), the account, the page.
     with django_assert_num_queries(4):
         api.get("/api/user/points/history", {"limit": rows})
+
+
+@pytest.mark.parametrize("rows", [20, 100])
+def test_history_next_page_query_count_does_not_grow_with_rows(
+    api: APIClient, user, rows: int, django_assert_num_queries
+) -> None:
+    for _ in range(rows):
+        services.grant(account=user.points_account, amount=1)
+    cursor = api.get("/api/user/points/history", {"limit": 2}).json()["next_cursor"]
+
+    # The key (with its user), the account, the filtered count, the page.
+    with django_assert_num_queries(4):
+        api.get(
+            "/api/user/points/history",
+            {"limit": rows, "cursor": cursor, "type": "top_up"},
+        )
 
 
 def test_points_query_count(api: APIClient, django_assert_num_queries) -> None:

@@ -19,19 +19,15 @@ from typing import Any
 import pytest
 import redis
 
+from tests.live_server import manage, server_environment, shell
+
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 USER_RATE = 10
 PROCESS_TIMEOUT_SECONDS = 60
 
-# Migrate the throwaway database and print the secret of a new user's API key.
+# Print the secret of a new user's API key.
 SET_UP = """
-import django
-from django.core.management import call_command
-
-django.setup()
-call_command("migrate", verbosity=0)
-
 from accounts.api_keys import create_api_key, key_for
 from accounts.services import register_user
 
@@ -88,26 +84,14 @@ class Server:
 
 
 def django_env(tmp_path: Path) -> dict[str, str]:
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(
-            ("DJANGO_", "DATABASE_", "TEST_DATABASE", "API_THROTTLE_", "REDIS_")
-        )
-    }
-    return {
-        **inherited,
-        "DJANGO_SETTINGS_MODULE": "eora.settings",
-        "SECRET_KEY": "throttle-test-only-key",
-        "DEBUG": "false",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "EORA_DATA_DIR": str(tmp_path),
-        "ALLOWED_HOSTS": "testserver",
-        "REDIS_URL": REDIS_URL,
-        "API_THROTTLE_USER": f"{USER_RATE}/min",
-        "API_THROTTLE_KEY": "1000/min",
-        "LOG_LEVEL": "ERROR",
-    }
+    return server_environment(
+        tmp_path,
+        ALLOWED_HOSTS="testserver",
+        REDIS_URL=REDIS_URL,
+        API_THROTTLE_USER=f"{USER_RATE}/min",
+        API_THROTTLE_KEY="1000/min",
+        LOG_LEVEL="ERROR",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,16 +123,8 @@ def server(
 ) -> Server:
     # Asks for Redis first so that a missing one skips before the migrations run.
     env = django_env(tmp_path_factory.mktemp("throttle"))
-    done = subprocess.run(
-        [sys.executable, "-c", SET_UP],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT_SECONDS,
-    )
-    assert done.returncode == 0, done.stderr
-    return Server(env=env, secret=done.stdout.strip())
+    manage(env, "migrate", "--noinput", "--verbosity", "0")
+    return Server(env=env, secret=shell(env, SET_UP).strip())
 
 
 class Worker:

@@ -1,13 +1,19 @@
-"""Run the production ASGI server on a throwaway database and drive it in Chromium."""
+"""Run the production ASGI server on a throwaway database and drive it in Chromium.
+
+One Chromium serves the whole package; each module gets its own server, set up
+by its `server_settings` fixture (the demo model unless a module says otherwise).
+Screenshots go to BROWSER_ARTIFACTS (default /tmp/eora-browser-artifacts).
+"""
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
-from tests.live_server import manage, server_environment, uvicorn_server
+from tests.browser.pages import OpenVisitor, Visitor
+from tests.live_server import LiveServer, live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright's own browser download cannot be fetched here: use Debian's Chromium.
@@ -19,13 +25,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+DEFAULT_ARTIFACTS = "/tmp/eora-browser-artifacts"
 
 
 def running_in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in {"", "0", "false"}
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def chromium_executable() -> Path:
     """Return Debian's Chromium; skip without it, except in CI, where it must exist."""
     if not CHROMIUM.exists():
@@ -39,26 +46,49 @@ def chromium_executable() -> Path:
     return CHROMIUM
 
 
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Return the directory for screenshots (not committed; CI may keep it)."""
+    path = Path(os.environ.get("BROWSER_ARTIFACTS") or DEFAULT_ARTIFACTS)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Serve the app as `make serve` does, on its own SQLite database; yield its URL."""
-    data_dir = tmp_path_factory.mktemp("server")
-    env = server_environment(
-        data_dir,
-        LLM_PROVIDER="demo",
-        LLM_MODELS="eora-demo",
+def server_settings() -> dict[str, str]:
+    """Return the settings of this module's server; modules override it."""
+    return {
+        "LLM_PROVIDER": "demo",
+        "LLM_MODELS": "eora-demo",
         # Slow enough that the answer visibly arrives in pieces.
-        DEMO_STREAM_DELAY_MS="60",
-    )
-    manage(env, "migrate", "--noinput", "--verbosity", "0")
-    with uvicorn_server(env, data_dir / "uvicorn.log") as url:
-        yield url
+        "DEMO_STREAM_DELAY_MS": "60",
+    }
 
 
 @pytest.fixture(scope="module")
+def live(
+    tmp_path_factory: pytest.TempPathFactory, server_settings: dict[str, str]
+) -> Iterator[LiveServer]:
+    """Serve the app as `make serve` does, on its own SQLite database."""
+    with live_server(
+        tmp_path_factory.mktemp("server"),
+        # Every sign-up of the suite comes from 127.0.0.1.
+        SIGNUP_RATE_PER_HOUR="1000",
+        **server_settings,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server_url(live: LiveServer) -> str:
+    return live.url
+
+
+@pytest.fixture(scope="package")
 def browser(chromium_executable: Path) -> Iterator[Browser]:
-    # Module scope: the sync API's event loop must be gone before the Django tests
-    # in other modules run, or Django refuses ORM calls as "async unsafe".
+    # Package scope: the sync API's event loop must be gone before the Django tests
+    # in other packages run, or Django refuses ORM calls as "async unsafe". So no
+    # test here uses the ORM: they go through the pages, the API or `manage.py`.
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(chromium_executable),
@@ -67,3 +97,33 @@ def browser(chromium_executable: Path) -> Iterator[Browser]:
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def open_visitor(browser: Browser, server_url: str) -> Iterator[OpenVisitor]:
+    """Open a fresh browser context (a new person) with a viewport and Korean locale."""
+    contexts: list[BrowserContext] = []
+
+    def open_context(
+        viewport: dict[str, int],
+        *,
+        is_mobile: bool = False,
+        storage_state: object = None,
+        locale: str = "ko-KR",
+    ) -> Visitor:
+        context = browser.new_context(
+            base_url=server_url,
+            viewport=viewport,
+            is_mobile=is_mobile,
+            has_touch=is_mobile,
+            device_scale_factor=2 if is_mobile else 1,
+            locale=locale,
+            storage_state=storage_state,
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return Visitor.watching(context.new_page())
+
+    yield open_context
+    for context in contexts:
+        context.close()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.chat.fake_openai import FakeOpenAI, Script
-from tests.live_server import manage, server_environment, uvicorn_server
+from tests.live_server import live_server
 
 EMAIL = "asgi-streaming@example.com"
 PASSWORD = "correct-horse-battery-staple"
@@ -18,33 +18,21 @@ PASSWORD = "correct-horse-battery-staple"
 READ_TIMEOUT_SECONDS = 5
 
 
-def production_env(tmp_path: Path, llm_base_url: str) -> dict[str, str]:
-    return server_environment(
+@pytest.fixture
+def asgi_server(tmp_path: Path, fake_openai: FakeOpenAI) -> Iterator[str]:
+    """Serve the app with uvicorn on a throwaway SQLite database with one user."""
+    with live_server(
         tmp_path,
         LLM_PROVIDER="openai",
-        LLM_BASE_URL=llm_base_url,
+        LLM_BASE_URL=fake_openai.url,
         LLM_API_KEY="test-key",
         LLM_MODELS="gpt-4o-mini",
         # Longer than the test waits: only buffering can hold the first delta back.
         LLM_TIMEOUT="20",
         LLM_MAX_RETRIES="0",
-    )
-
-
-@pytest.fixture
-def asgi_server(tmp_path: Path, fake_openai: FakeOpenAI) -> Iterator[str]:
-    """Migrate a throwaway SQLite database, add a user, and serve it with uvicorn."""
-    env = production_env(tmp_path, fake_openai.url)
-    manage(env, "migrate", "--noinput", "--verbosity", "0")
-    manage(
-        env,
-        "shell",
-        "-c",
-        "from accounts.services import register_user; "
-        f"register_user(email={EMAIL!r}, password={PASSWORD!r})",
-    )
-    with uvicorn_server(env, tmp_path / "uvicorn.log") as base_url:
-        yield base_url
+    ) as server:
+        server.add_users([EMAIL], PASSWORD)
+        yield server.url
 
 
 def log_in(client: httpx.Client) -> None:

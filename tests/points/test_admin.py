@@ -2,7 +2,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from points.admin import DEDUCTION_ABOVE_AVAILABLE_MESSAGE
+from points.exceptions import INSUFFICIENT_POINTS_MESSAGE
 from points.models import Account, Transaction, TransactionType
+from points.services import adjust
 
 
 @pytest.fixture
@@ -105,3 +108,57 @@ def test_admin_transactions_cannot_be_changed_or_deleted(
     assert delete.status_code == 403
     row.refresh_from_db()
     assert row.amount == 100_000
+
+
+def test_admin_account_page_lists_recent_transactions(
+    admin_client: Client, account: Account, staff_user
+) -> None:
+    adjust(account=account, delta=-250, reason="Refund reversal", by_user=staff_user)
+
+    page = admin_client.get(reverse("admin:points_account_change", args=[account.pk]))
+
+    html = page.content.decode()
+    assert "<td>+100,000</td><td>100,000</td>" in html
+    assert "<td>-250</td><td>99,750</td>" in html
+    assert "Refund reversal" in html
+
+
+@pytest.mark.parametrize("object_id", ["999999", "1/change", "not-a-number"])
+def test_admin_adjustment_of_a_missing_account_is_404(
+    admin_client: Client, object_id: str
+) -> None:
+    response = admin_client.get(f"/admin/points/account/{object_id}/adjust/")
+
+    assert response.status_code == 404
+
+
+def test_admin_deduction_above_available_says_what_the_account_has(
+    admin_client: Client, account: Account
+) -> None:
+    url = reverse("admin:points_account_adjust", args=[account.pk])
+
+    response = admin_client.post(url, {"delta": "-100001", "reason": "too much"})
+
+    errors = response.context["form"].errors["delta"]
+    assert errors == [DEDUCTION_ABOVE_AVAILABLE_MESSAGE % {"available": "100,000"}]
+    assert str(INSUFFICIENT_POINTS_MESSAGE) not in errors
+
+
+def test_admin_ledger_rows_show_their_own_balance_not_the_accounts(
+    admin_client: Client, account: Account, staff_user
+) -> None:
+    # Given a grant after the sign-up bonus: the account's balance moved on
+    adjust(account=account, delta=500, reason="Goodwill", by_user=staff_user)
+
+    listing = admin_client.get(reverse("admin:points_transaction_changelist"))
+
+    html = listing.content.decode()
+    assert account.user.email in html
+    # The account's own text carries its current balance (100500): not shown per row
+    assert str(account.__class__.objects.get(pk=account.pk)) not in html
+    rows = [
+        row.balance_after
+        for row in listing.context["cl"].result_list
+        if row.account_id == account.pk
+    ]
+    assert rows == [100_500, 100_000]

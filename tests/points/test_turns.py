@@ -299,12 +299,12 @@ def test_settle_released_hold_is_refused(account: Account) -> None:
     assert fresh(account).balance == 100_000
 
 
-def test_settle_sends_five_statements(account: Account) -> None:
+def test_settle_sends_four_statements(account: Account) -> None:
     reservation = reserve(account)
 
     with CaptureQueriesContext(connection) as captured:
         services.settle(reservation=reservation, counted=TokenCount(26, 16))
 
-    # Lock the account, lock the hold, update the account, insert the row,
-    # update the hold.
-    assert statements(captured) == ["SELECT", "SELECT", "UPDATE", "INSERT", "UPDATE"]
+    # Lock the account and the hold (one statement), update the account, insert
+    # the row, update the hold.
+    assert statements(captured) == ["SELECT", "UPDATE", "INSERT", "UPDATE"]

@@ -5,24 +5,19 @@ database as the test, so tests that use it need `django_db(transaction=True)`:
 the server's connections only see committed rows.
 """
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import openai
 import pytest
-import uvicorn
 from pytest_django.fixtures import Settings
 
 from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, User
 from points.models import Account, Transaction, TransactionType
+from tests.live_server import threaded_server
 
 DEMO_MODEL = "eora-demo"
-STARTUP_SECONDS = 10
-SHUTDOWN_SECONDS = 10
 CLIENT_TIMEOUT_SECONDS = 15
 
 
@@ -33,40 +28,13 @@ def instant_demo_model(settings: Settings) -> None:
     settings.DEMO_STREAM_DELAY_MS = 0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def live_url(transactional_db: None) -> Iterator[str]:
     """Serve `eora.asgi.application` with uvicorn from a thread; yield its URL."""
     from eora.asgi import application
 
-    config = uvicorn.Config(
-        app=application,
-        host="127.0.0.1",
-        port=_free_port(),
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=SHUTDOWN_SECONDS,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=SHUTDOWN_SECONDS + 5)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    with threaded_server(application) as url:
+        yield url
 
 
 @pytest.fixture
