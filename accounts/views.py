@@ -17,7 +17,6 @@ from accounts.models import ApiKey
 from eora.errors import ServiceError
 from eora.http import Throttled
 from eora.throttles import ConfiguredRateThrottle
-from points.views import low_balance_points
 
 SIGNUP_THROTTLED_MESSAGE = gettext_lazy(
     "Too many sign-up attempts from your network. Please try again later."
@@ -133,6 +132,5 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             "keys": keys,
             "form": form,
             "new_secret": new_secret,
-            "low_balance_points": low_balance_points(),
         },
     )

@@ -1,5 +1,6 @@
 """The billing API: packs, orders and their PaymentIntents, codes, the webhook."""
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -10,6 +11,7 @@ from rest_framework.views import APIView
 from billing import codes, events, gateway, selectors, services
 from billing.models import OrderStatus, PointPack
 from billing.money import format_price
+from eora.api import QuerySerializer, StrictCharField, StrictIntegerField
 from eora.schema import ERROR_RESPONSES, ErrorSerializer
 from points.models import Account
 
@@ -80,7 +82,7 @@ class PackListApi(APIView):
 
 
 class OrderListApi(APIView):
-    class OrderListFilterSerializer(serializers.Serializer):
+    class OrderListFilterSerializer(QuerySerializer):
         limit = serializers.IntegerField(
             min_value=1, max_value=ORDERS_MAX_LIMIT, default=ORDERS_DEFAULT_LIMIT
         )
@@ -94,7 +96,7 @@ class OrderListApi(APIView):
         next_before = serializers.IntegerField(allow_null=True)
 
     class OrderInputSerializer(serializers.Serializer):
-        pack = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+        pack = StrictIntegerField(min_value=1, max_value=2**63 - 1)
 
     class CreatedOrderSerializer(serializers.Serializer):
         success = serializers.BooleanField()
@@ -164,9 +166,9 @@ class OrderListApi(APIView):
 
 class OrderConfirmApi(APIView):
     class ConfirmInputSerializer(serializers.Serializer):
-        payment_method = serializers.RegexField(
-            r"^[A-Za-z]+_[A-Za-z0-9]+$",
+        payment_method = StrictCharField(
             max_length=255,
+            validators=[RegexValidator(r"^[A-Za-z]+_[A-Za-z0-9]+$")],
             help_text="A payment method (or card) id made by Stripe.js.",
         )
 
@@ -207,7 +209,7 @@ class OrderConfirmApi(APIView):
 
 class RedeemApi(APIView):
     class RedeemInputSerializer(serializers.Serializer):
-        code = serializers.CharField(max_length=64, trim_whitespace=True)
+        code = StrictCharField(max_length=64)
 
     class RedeemOutputSerializer(serializers.Serializer):
         success = serializers.BooleanField()

@@ -171,6 +171,20 @@ def confirm_payment(payment_intent_id: str, *, payment_method: str) -> None:
         raise _provider_error(error, "confirming a payment") from error
 
 
+def cancel_payment(payment_intent_id: str) -> bool:
+    """Cancel a PaymentIntent not yet paid; return False if Stripe refused it.
+
+    Stripe refuses to cancel an intent that succeeded (or is being paid).
+    """
+    try:
+        _client().v1.payment_intents.cancel(payment_intent_id)
+    except stripe.InvalidRequestError:
+        return False
+    except stripe.StripeError as error:
+        raise _provider_error(error, "cancelling a payment") from error
+    return True
+
+
 def refund_payment(
     payment_intent_id: str, *, amount: int, idempotency_key: str
 ) -> None:

@@ -23,6 +23,7 @@ gives back what it took. What was already spent is owed (`points.services`).
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -46,7 +47,6 @@ from points.models import TransactionType
 
 logger = logging.getLogger(__name__)
 
-UNPAID_STATUSES = (OrderStatus.PENDING, OrderStatus.FAILED, OrderStatus.EXPIRED)
 WON_DISPUTE_STATUSES = {"won", "warning_closed"}
 CLOSED_DISPUTE_STATUSES = {DisputeStatus.WON, DisputeStatus.LOST}
 
@@ -139,6 +139,26 @@ def confirm_order(*, user: User, order_id: int, payment_method: str) -> Order:
     return sync_payment(payment_intent_id=order.provider_id) or order
 
 
+def expire_stale_orders(*, older_than: timedelta) -> int:
+    """Cancel the payments of orders pending for longer than `older_than`.
+
+    Each payment is cancelled at Stripe, then read back and recorded: the order
+    expires, or, if it was paid after all and never recorded, it is credited.
+    Return how many orders were looked at.
+    """
+    stale = Order.objects.filter(
+        status=OrderStatus.PENDING,
+        provider_id__isnull=False,
+        created_at__lt=timezone.now() - older_than,
+    ).order_by("pk")
+    count = 0
+    for payment_intent_id in stale.values_list("provider_id", flat=True):
+        gateway.cancel_payment(payment_intent_id)
+        sync_payment(payment_intent_id=payment_intent_id)
+        count += 1
+    return count
+
+
 # Fulfilment ---------------------------------------------------------------------
 
 
@@ -151,6 +171,12 @@ def sync_payment(*, payment_intent_id: str) -> Order | None:
 
 
 def record_payment(payment: gateway.Payment) -> Order | None:
+    """Record a payment read from Stripe on its order, under the order's lock.
+
+    An order not yet credited is credited if the payment succeeded and matches
+    it, whatever its status (a payment that failed once may succeed later);
+    a cancelled payment expires it, a failed one fails it while pending.
+    """
     if payment.order_id is None:
         logger.warning("Payment %s names no order; ignored.", payment.id)
         return None

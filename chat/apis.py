@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from chat.models import Conversation, Message
 from chat.selectors import CONVERSATION_ORDERING, conversation_for, conversations_for
-from chat.services import delete_conversation
+from chat.services import delete_conversation, rename_conversation
 from eora.api import QuerySerializer
 from eora.pagination import CursorPage
 from eora.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
@@ -131,10 +131,11 @@ class ConversationDetailApi(APIView):
     def patch(self, request: Request, conversation_id: str) -> Response:
         serializer = self.ConversationRenameInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        conversation = conversation_for(request.user, conversation_id)
-        # Not `updated_at`: a new name does not move the conversation up the list.
-        conversation.title = serializer.validated_data["title"]
-        conversation.save(update_fields=["title"])
+        conversation = rename_conversation(
+            user=request.user,
+            conversation_id=conversation_id,
+            title=serializer.validated_data["title"],
+        )
         return Response(
             self.RenamedConversationSerializer(
                 {"success": True, "conversation": conversation}

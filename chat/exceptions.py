@@ -44,6 +44,12 @@ class ConversationNotFound(ChatError):
     default_message = _("Conversation not found.")
 
 
+class TurnNotFound(ChatError):
+    code = "turn_not_found"
+    status_code = 404
+    default_message = _("No turn was started with this key.")
+
+
 class TurnInProgress(ChatError):
     code = "request_in_progress"
     status_code = 409

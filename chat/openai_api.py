@@ -159,7 +159,12 @@ class MessageSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict) and not isinstance(data.get("role"), str):
             raise serializers.ValidationError(
-                {"role": [_("Each message needs a role: " + ", ".join(sorted(ROLES)))]}
+                {
+                    "role": [
+                        _("Each message needs a role: %(roles)s.")
+                        % {"roles": ", ".join(sorted(ROLES))}
+                    ]
+                }
             )
         return super().to_internal_value(data)
 

@@ -1,9 +1,11 @@
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from chat.exceptions import ConversationNotFound
+from chat.exceptions import ConversationNotFound, TurnNotFound
 from chat.models import Conversation, Message
+from points.models import Hold
+from points.services import turn_key
 
 # The id breaks ties between conversations updated at the same instant.
 CONVERSATION_ORDERING = ("-updated_at", "-id")
@@ -23,3 +25,20 @@ def conversation_for(user: object, conversation_id: object) -> Conversation:
         return Conversation.objects.get(pk=UUID(str(conversation_id)), owner=user)
     except (ValueError, Conversation.DoesNotExist) as error:
         raise ConversationNotFound() from error
+
+
+def matching(conversations: QuerySet[Conversation], query: str) -> QuerySet:
+    """Return the conversations whose title or any message contains `query`."""
+    return conversations.filter(
+        Q(title__icontains=query) | Q(messages__content__icontains=query)
+    ).distinct()
+
+
+def turn_hold(user: object, idempotency_key: str) -> Hold:
+    """Return the hold of the user's turn sent with this key, or raise 404."""
+    hold = Hold.objects.filter(
+        account__user=user, idempotency_key=turn_key(idempotency_key)
+    ).first()
+    if hold is None:
+        raise TurnNotFound()
+    return hold

@@ -520,3 +520,14 @@ def delete_conversation(*, user: User, conversation_id: object) -> None:
     """Delete a conversation and its messages; the ledger rows that paid stay."""
     with transaction.atomic():
         conversation_for(user, conversation_id).delete()
+
+
+def rename_conversation(
+    *, user: User, conversation_id: object, title: str
+) -> Conversation:
+    """Rename the user's conversation; it keeps its place in the list."""
+    conversation = conversation_for(user, conversation_id)
+    conversation.title = title
+    # Not `updated_at`: a new name does not move the conversation up the list.
+    conversation.save(update_fields=["title"])
+    return conversation

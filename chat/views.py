@@ -11,7 +11,6 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -28,9 +27,10 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from chat.api import parse_chat_request, result_body
+from chat.exceptions import TurnNotFound
 from chat.models import Conversation, Message, MessageRole
 from chat.providers import get_provider, provider_label
-from chat.selectors import conversations_for, messages_of
+from chat.selectors import conversations_for, matching, messages_of, turn_hold
 from chat.services import (
     TurnRequest,
     TurnResult,
@@ -43,10 +43,7 @@ from chat.streaming import Failed, complete_turn
 from eora.errors import ServiceError
 from eora.http import NotAuthenticated, error_response, json_object
 from points.exceptions import InsufficientPoints
-from points.models import Hold
 from points.pricing import rates_for
-from points.services import turn_key
-from points.views import low_balance_points
 
 SIDEBAR_CONVERSATIONS = 30
 SEARCH_MAX_LENGTH = 100
@@ -61,12 +58,6 @@ DAY_GROUPS = (
     (7, gettext_lazy("Previous 7 days")),
 )
 OLDER_GROUP = gettext_lazy("Older")
-
-
-class TurnNotFound(ServiceError):
-    code = "turn_not_found"
-    status_code = 404
-    default_message = gettext_lazy("No turn was started with this key.")
 
 
 @dataclass(frozen=True)
@@ -92,13 +83,6 @@ def group_by_day(
         label = next((label for days, label in DAY_GROUPS if age <= days), OLDER_GROUP)
         groups.setdefault(str(label), []).append(conversation)
     return [ConversationGroup(label, items) for label, items in groups.items()]
-
-
-def matching(conversations: QuerySet[Conversation], query: str) -> QuerySet:
-    """Return the conversations whose title or any message contains `query`."""
-    return conversations.filter(
-        Q(title__icontains=query) | Q(messages__content__icontains=query)
-    ).distinct()
 
 
 def _per_thousand(rate: Decimal) -> str:
@@ -153,7 +137,6 @@ def _page_context(request: HttpRequest, conversation: Conversation | None) -> di
         "provider_label": provider_label(),
         "is_demo": settings.LLM_PROVIDER == "demo",
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
-        "low_balance_points": low_balance_points(),
         # A double-submitted form sends the same key: charged once.
         "turn_key": uuid.uuid4().hex,
     }
@@ -195,7 +178,6 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
                 conversations, today=timezone.localdate()
             ),
             "provider_label": provider_label(),
-            "low_balance_points": low_balance_points(),
         },
     )
 
@@ -249,12 +231,7 @@ def turn_outcome(request: HttpRequest, key: str) -> JsonResponse:
             raise NotAuthenticated()
         if not PAGE_TURN_KEY.match(key):
             raise TurnNotFound()
-        hold = Hold.objects.filter(
-            account__user=request.user, idempotency_key=turn_key(key)
-        ).first()
-        if hold is None:
-            raise TurnNotFound()
-        result = replay_result(hold)
+        result = replay_result(turn_hold(request.user, key))
     except ServiceError as error:
         return error_response(error)
     return JsonResponse(result_body(result))

@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import apis as account_apis
@@ -9,6 +8,7 @@ from billing import apis as billing_apis
 from chat import api as chat_api
 from chat import apis as chat_apis
 from chat import openai_api
+from chat import views as chat_views
 from eora import errors_views
 from points import apis as points_apis
 
@@ -46,7 +46,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="chat:index"), name="home"),
+    path("", chat_views.home, name="home"),
     path("chat/", include("chat.urls")),
     path("api/", include(api_patterns)),
     path("accounts/", include("accounts.urls")),

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
@@ -9,4 +10,7 @@ def points_summary(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"points_account": SimpleLazyObject(lambda: account_of(user=user))}
+    return {
+        "points_account": SimpleLazyObject(lambda: account_of(user=user)),
+        "low_balance_points": settings.LOW_BALANCE_POINTS,
+    }

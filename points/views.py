@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -8,12 +7,6 @@ from points.selectors import history, open_holds
 from points.services import account_of
 
 HISTORY_PAGE_SIZE = 20
-DEFAULT_LOW_BALANCE_POINTS = 1000
-
-
-def low_balance_points() -> int:
-    """Return the available points below which the header suggests a top-up."""
-    return getattr(settings, "LOW_BALANCE_POINTS", DEFAULT_LOW_BALANCE_POINTS)
 
 
 @login_required
@@ -29,6 +22,5 @@ def overview(request: HttpRequest) -> HttpResponse:
             "account": account,
             "page": page,
             "open_holds": open_holds(account),
-            "low_balance_points": low_balance_points(),
         },
     )

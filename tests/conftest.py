@@ -1,6 +1,7 @@
 import itertools
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -24,8 +25,22 @@ def pytest_configure(config: pytest.Config) -> None:
     ledger_guard.lift_for_tests()
 
 
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    for item in items:
+        if BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.own_server)
     if on_postgresql():
+        if os.environ.get("SKIP_OWN_SERVER_TESTS"):
+            # Their servers run on SQLite files of their own whatever DATABASE_URL
+            # says: .ci/run runs them once, in the SQLite pass.
+            kept = [item for item in items if "own_server" not in item.keywords]
+            config.hook.pytest_deselected(
+                items=[item for item in items if "own_server" in item.keywords]
+            )
+            items[:] = kept
         return
     # Row locks only exist on PostgreSQL; .ci/run runs these there (REQUIRE_POSTGRES).
     if os.environ.get("REQUIRE_POSTGRES"):

@@ -1,12 +1,8 @@
-// Every page: the language menu, the account menu, copy buttons and confirmations.
+// Every page: the account menu, copy buttons and confirmations. (The language
+// menu's own script is inline in base.html.)
 (function () {
   "use strict";
   const strings = JSON.parse(document.getElementById("site-i18n").textContent);
-
-  // The language menu applies a choice at once (a button does it without JavaScript).
-  for (const select of document.querySelectorAll("form.lang select")) {
-    select.addEventListener("change", () => select.form.submit());
-  }
 
   // The account menu closes with Escape and when the click lands elsewhere.
   for (const menu of document.querySelectorAll("details.menu")) {

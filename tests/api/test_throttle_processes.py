@@ -21,6 +21,9 @@ import redis
 
 from tests.live_server import manage, server_environment, shell
 
+# Its servers run on SQLite files of their own: once per CI run.
+pytestmark = pytest.mark.own_server
+
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 USER_RATE = 10

@@ -251,3 +251,22 @@ def test_api_endpoints_are_in_the_schema(api: APIClient) -> None:
         "/api/points/redeem",
         "/webhooks/stripe/",
     } <= set(paths)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/points/orders", {"pack": "1"}),
+        ("/api/points/orders", {"pack": True}),
+        ("/api/points/redeem", {"code": 1234}),
+        ("/api/points/redeem", {}),
+    ],
+)
+def test_input_of_the_wrong_type_is_refused(
+    api: APIClient, stripe_on: LocalStripe, pack: PointPack, path: str, body: dict
+) -> None:
+    response = api.post(path, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    assert Order.objects.count() == 0

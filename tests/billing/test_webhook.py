@@ -6,9 +6,14 @@ reads the payment again from localstripe, as it reads it from Stripe.
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
+from io import StringIO
 
 import pytest
+import time_machine
+from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import User
 from billing import gateway
@@ -340,3 +345,24 @@ def test_payment_intent_carries_the_order_id(
 
 def test_webhook_url_refuses_other_methods(client: Client) -> None:
     assert client.get("/webhooks/stripe/").status_code == 405
+
+
+def test_stale_orders_expire_and_a_stale_paid_one_is_credited(
+    stripe_on: LocalStripe,
+    buyer: User,
+    make_order: Callable,
+    charge_card: Callable,
+) -> None:
+    # given two orders left pending a day: one never paid, one paid unrecorded
+    abandoned, paid = make_order(buyer), make_order(buyer)
+    charge_card(paid)
+
+    with time_machine.travel(timezone.now() + timedelta(hours=25)):
+        call_command("expire_orders", "--hours=24", stdout=StringIO())
+
+    abandoned.refresh_from_db()
+    paid.refresh_from_db()
+    intent = stripe_on.get(f"payment_intents/{abandoned.provider_id}")
+    assert (abandoned.status, intent["status"]) == (OrderStatus.EXPIRED, "canceled")
+    assert paid.status == OrderStatus.PAID
+    assert balance_of(buyer) == PACK_POINTS + PACK_BONUS

@@ -3,6 +3,7 @@ it streams, hostile Markdown, Stop, copy / regenerate / edit, the model picker."
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -122,7 +123,7 @@ def last_question_sent(fake_model: FakeOpenAI) -> tuple[str, str]:
 
 @pytest.mark.parametrize(*BOTH_SIZES)
 def test_answer_is_rendered_as_markdown_while_it_streams(
-    open_visitor: OpenVisitor, script: Script, size: str
+    open_visitor: OpenVisitor, script: Script, size: str, artifacts_dir: Path
 ) -> None:
     # Given a model whose answer stops before its last piece until a gate opens
     script.deltas = MARKDOWN_PIECES
@@ -156,6 +157,7 @@ def test_answer_is_rendered_as_markdown_while_it_streams(
     page.locator(f"{LAST_ANSWER} .copy-code").click()
     assert clipboard(page).strip() == CODE
     # And nothing is wider than the screen
+    page.screenshot(path=artifacts_dir / f"answer-markdown-{size}.png")
     assert_fits_the_screen(page, f"an answer in Markdown ({size})")
     assert visitor.script_errors == []
 

@@ -11,6 +11,9 @@ import pytest
 from tests.chat.fake_openai import FakeOpenAI, Script
 from tests.live_server import live_server
 
+# Its server runs on a SQLite file of its own: once per CI run.
+pytestmark = pytest.mark.own_server
+
 EMAIL = "asgi-streaming@example.com"
 PASSWORD = "correct-horse-battery-staple"
 # Shorter than the fake server's gate timeout, so that a buffered response fails
