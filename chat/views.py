@@ -242,8 +242,8 @@ def _error_message(error: ServiceError) -> str:
         return format_html(
             '{} <a href="{}">{}</a>',
             error.message,
-            reverse("points:overview"),
-            _("My points"),
+            reverse("billing:top-up"),
+            _("Top up points"),
         )
     return str(error.message)
 

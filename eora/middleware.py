@@ -11,6 +11,7 @@ from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from eora.body_limit import SIGNED_PREFIXES
 from eora.http import PayloadTooLarge, error_response
 
 API_PREFIXES = ("/api/", "/v1/")
@@ -172,6 +173,8 @@ class AnonymousBodyLimitMiddleware(NonBlockingMiddleware):
         if "Authorization" in request.headers:
             return None
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            return None
+        if request.path.startswith(SIGNED_PREFIXES):
             return None
         if content_length(request) <= settings.ANONYMOUS_MAX_BODY_BYTES:
             return None

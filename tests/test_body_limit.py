@@ -67,3 +67,23 @@ def test_body_over_the_api_limit_is_refused_even_with_credentials(
     )
 
     assert status == 413
+
+
+def test_signed_webhook_may_send_more_than_an_anonymous_body(settings) -> None:
+    # Stripe's events prove their sender by signature; the app checks it.
+    length = str(settings.ANONYMOUS_MAX_BODY_BYTES + 1).encode()
+    received: list[dict] = []
+
+    async def app(scope: dict, receive, send) -> None:
+        received.append(scope)
+
+    from eora.body_limit import BodyLimit
+
+    scope = {
+        "type": "http",
+        "path": "/webhooks/stripe/",
+        "headers": [(b"content-length", length)],
+    }
+    async_to_sync(BodyLimit(app))(scope, None, None)
+
+    assert received == [scope]

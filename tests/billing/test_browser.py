@@ -19,7 +19,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.billing.conftest import TEST_CARD, LocalStripe
 from tests.live_server import manage, server_environment, uvicorn_server
 
-pytestmark = pytest.mark.browser
+# Its server runs on a SQLite file of its own: once per CI run.
+pytestmark = [pytest.mark.browser, pytest.mark.own_server]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
