@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, User
-from eora.http import InvalidRequest
+from common.http import InvalidRequest
 
 KEY_PATTERN = re.compile(r"^eora_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 MAX_NAME_LENGTH = 100

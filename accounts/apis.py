@@ -15,9 +15,9 @@ from accounts.api_keys import (
     revoke_api_key,
 )
 from accounts.models import ApiKey
-from eora.api import StrictCharField
-from eora.errors import ServiceError
-from eora.schema import ERROR_RESPONSES, ErrorSerializer
+from common.api import StrictCharField
+from common.errors import ServiceError
+from common.schema import ERROR_RESPONSES, ErrorSerializer
 
 KEY_NAME_REQUIRED_MESSAGE = _("A key needs a name.")
 SESSION_ONLY_DESCRIPTION = (

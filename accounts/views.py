@@ -14,9 +14,9 @@ from django.views.decorators.http import require_http_methods
 from accounts.api_keys import create_api_key, revoke_api_key
 from accounts.forms import ApiKeyForm, SignupForm
 from accounts.models import ApiKey
-from eora.errors import ServiceError
-from eora.http import Throttled
-from eora.throttles import ConfiguredRateThrottle
+from common.errors import ServiceError
+from common.http import Throttled
+from common.throttles import ConfiguredRateThrottle
 
 SIGNUP_THROTTLED_MESSAGE = gettext_lazy(
     "Too many sign-up attempts from your network. Please try again later."

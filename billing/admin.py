@@ -24,7 +24,7 @@ from billing.models import (
     RedemptionCode,
 )
 from billing.money import format_price
-from eora.errors import ServiceError
+from common.errors import ServiceError
 
 
 class ReadOnlyAdminMixin:

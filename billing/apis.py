@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 from billing import codes, events, gateway, selectors, services
 from billing.models import OrderStatus, PointPack
 from billing.money import format_price
-from eora.api import QuerySerializer, StrictCharField, StrictIntegerField
-from eora.schema import ERROR_RESPONSES, ErrorSerializer
+from common.api import QuerySerializer, StrictCharField, StrictIntegerField
+from common.schema import ERROR_RESPONSES, ErrorSerializer
 from points.models import Account
 
 ORDERS_DEFAULT_LIMIT = 20

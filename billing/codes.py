@@ -31,7 +31,7 @@ from billing.exceptions import (
     InvalidCode,
 )
 from billing.models import Redemption, RedemptionCode
-from eora.http import InvalidRequest, Throttled
+from common.http import InvalidRequest, Throttled
 from points import services as ledger
 from points.models import TransactionType
 

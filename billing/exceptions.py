@@ -2,7 +2,7 @@
 
 from django.utils.translation import gettext_lazy as _
 
-from eora.errors import ServiceError
+from common.errors import ServiceError
 
 CARD_PAYMENTS_UNAVAILABLE_MESSAGE = _(
     "Card payment is not set up. You can still top up with a redemption code."

@@ -1,6 +1,6 @@
 """Wrong redemption codes, counted per user and per client address.
 
-Each wrong code is counted in both callers' windows (`eora.throttles`: one
+Each wrong code is counted in both callers' windows (`common.throttles`: one
 atomic step per window on Redis). A caller whose window is over its rate
 (REDEMPTION_GUESS_RATES) is locked out until that window closes: every code it
 sends then is refused before it is looked up, right or wrong. Only wrong codes
@@ -16,7 +16,7 @@ from dataclasses import replace
 from django.conf import settings
 from django.core.cache import cache
 
-from eora.throttles import STORE_ERRORS, ConfiguredRateThrottle, count_in_windows
+from common.throttles import STORE_ERRORS, ConfiguredRateThrottle, count_in_windows
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from billing.exceptions import BillingError, OrderNotFound
 from billing.forms import RedeemForm
 from billing.models import Order, OrderStatus
 from billing.money import format_price
-from eora.errors import ServiceError
+from common.errors import ServiceError
 from points.services import account_of
 
 RECENT_ORDERS = 20

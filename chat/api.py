@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers
 
+from accounts.api_auth import authenticate
 from chat.providers import get_provider
 from chat.services import PreparedTurn, TurnRequest, TurnResult, prepare_turn
 from chat.streaming import (
@@ -23,10 +24,9 @@ from chat.streaming import (
     complete_turn,
     start_stream,
 )
-from eora.api import StrictBooleanField, StrictCharField, first_error
-from eora.api_auth import authenticate
-from eora.errors import ServiceError
-from eora.http import InvalidRequest, error_body, error_response, json_object
+from common.api import StrictBooleanField, StrictCharField, first_error
+from common.errors import ServiceError
+from common.http import InvalidRequest, error_body, error_response, json_object
 from points.services import MAX_IDEMPOTENCY_KEY_LENGTH
 
 

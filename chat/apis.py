@@ -9,9 +9,9 @@ from rest_framework.views import APIView
 from chat.models import Conversation, Message
 from chat.selectors import CONVERSATION_ORDERING, conversation_for, conversations_for
 from chat.services import delete_conversation, rename_conversation
-from eora.api import QuerySerializer
-from eora.pagination import CursorPage
-from eora.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
+from common.api import QuerySerializer
+from common.pagination import CursorPage
+from common.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
 
 CONVERSATIONS_DEFAULT_LIMIT = 20
 CONVERSATIONS_MAX_LIMIT = 100

@@ -2,7 +2,7 @@
 
 from django.utils.translation import gettext_lazy as _
 
-from eora.errors import ServiceError
+from common.errors import ServiceError
 
 
 class ChatError(ServiceError):

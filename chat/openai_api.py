@@ -20,20 +20,20 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers
 
+from accounts.api_auth import authenticate
 from chat.api import idempotency_key_of
 from chat.providers import get_provider
 from chat.services import PreparedTurn, TurnRequest, TurnResult, prepare_turn
 from chat.streaming import Delta, Failed, complete_turn, start_stream
-from eora.api import (
+from common.api import (
     StrictBooleanField,
     StrictCharField,
     StrictFloatField,
     StrictIntegerField,
     first_error,
 )
-from eora.api_auth import authenticate
-from eora.errors import ServiceError
-from eora.http import json_object
+from common.errors import ServiceError
+from common.http import json_object
 
 ROLES = {"system", "developer", "user", "assistant"}
 # Fields whose effect we pass to the provider as they are.

@@ -25,7 +25,7 @@ from chat.services import (
     release_unstarted_turn,
     settle_turn,
 )
-from eora.errors import ServiceError
+from common.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 

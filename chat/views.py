@@ -40,8 +40,8 @@ from chat.services import (
     replay_result,
 )
 from chat.streaming import Failed, complete_turn
-from eora.errors import ServiceError
-from eora.http import NotAuthenticated, error_response, json_object
+from common.errors import ServiceError
+from common.http import NotAuthenticated, error_response, json_object
 from points.exceptions import InsufficientPoints
 from points.pricing import rates_for
 

@@ -8,7 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eora.settings")
 
 django_application = get_asgi_application()
 
-from eora.body_limit import BodyLimit  # noqa: E402
+from common.body_limit import BodyLimit  # noqa: E402
 
 application = BodyLimit(django_application)
 

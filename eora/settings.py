@@ -45,12 +45,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "eora.middleware.SecurityHeadersMiddleware",
-    "eora.middleware.StaticFilesMiddleware",
-    "eora.db_retry.RetryReadsOnLostConnectionMiddleware",
+    "common.middleware.SecurityHeadersMiddleware",
+    "common.middleware.StaticFilesMiddleware",
+    "common.db_retry.RetryReadsOnLostConnectionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "eora.middleware.LanguageMiddleware",
-    "eora.middleware.AnonymousBodyLimitMiddleware",
+    "common.middleware.LanguageMiddleware",
+    "common.middleware.AnonymousBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -257,13 +257,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "eora.throttles.UserRateThrottle",
-        "eora.throttles.ApiKeyRateThrottle",
+        "common.throttles.UserRateThrottle",
+        "common.throttles.ApiKeyRateThrottle",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["eora.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "eora.api.exception_handler",
+    "EXCEPTION_HANDLER": "common.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -277,11 +277,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "eora.schema.add_chat_endpoint",
+        "common.schema.add_chat_endpoint",
     ],
 }
 
-# Security headers (eora.middleware.SecurityHeadersMiddleware); "" leaves one out.
+# Security headers (common.middleware.SecurityHeadersMiddleware); "" leaves one out.
 # An inline script runs only with the request's nonce, {nonce} in the policy.
 CONTENT_SECURITY_POLICY = env_str(
     "CONTENT_SECURITY_POLICY",

@@ -9,7 +9,7 @@ from chat import api as chat_api
 from chat import apis as chat_apis
 from chat import openai_api
 from chat import views as chat_views
-from eora import errors_views
+from common import views as errors_views
 from points import apis as points_apis
 
 api_patterns = [
@@ -67,5 +67,5 @@ urlpatterns = [
     re_path(r"^v1/", errors_views.not_found, name="v1-not-found"),
 ]
 
-handler404 = "eora.errors_views.not_found"
-handler500 = "eora.errors_views.server_error"
+handler404 = "common.views.not_found"
+handler500 = "common.views.server_error"

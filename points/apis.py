@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from eora.api import QuerySerializer
-from eora.pagination import CursorPage
-from eora.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
+from common.api import QuerySerializer
+from common.pagination import CursorPage
+from common.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
 from points.models import ModelRate, Transaction, TransactionType
 from points.pricing import default_rates
 from points.selectors import HISTORY_ORDERING, history

@@ -2,7 +2,7 @@
 
 from django.utils.translation import gettext_lazy as _
 
-from eora.errors import ServiceError
+from common.errors import ServiceError
 
 INSUFFICIENT_POINTS_MESSAGE = _("Not enough points. Please top up your points.")
 

@@ -5,8 +5,8 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 
+from common.http import PayloadTooLarge
 from eora.asgi import application
-from eora.http import PayloadTooLarge
 
 
 def call(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
@@ -77,7 +77,7 @@ def test_signed_webhook_may_send_more_than_an_anonymous_body(settings) -> None:
     async def app(scope: dict, receive, send) -> None:
         received.append(scope)
 
-    from eora.body_limit import BodyLimit
+    from common.body_limit import BodyLimit
 
     scope = {
         "type": "http",

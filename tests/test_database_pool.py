@@ -15,7 +15,7 @@ from django.test import Client
 
 from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, User
-from eora.db_retry import close_broken_connections
+from common.db_retry import close_broken_connections
 from tests.live_server import server_environment, uvicorn_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -2,7 +2,7 @@ from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client
 
-from eora.middleware import StaticFilesMiddleware
+from common.middleware import StaticFilesMiddleware
 
 
 async def async_view(request: HttpRequest) -> HttpResponse:

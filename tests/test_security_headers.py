@@ -10,7 +10,7 @@ from django.test import AsyncClient, Client
 
 from accounts.api_keys import create_api_key
 from accounts.models import User
-from eora.middleware import AnonymousBodyLimitMiddleware, SecurityHeadersMiddleware
+from common.middleware import AnonymousBodyLimitMiddleware, SecurityHeadersMiddleware
 
 EXECUTED_SCRIPT_TYPES = {"", "text/javascript", "module"}
 

@@ -18,14 +18,14 @@ from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key
 from accounts.models import User
-from eora.settings import cache_from_url
-from eora.throttles import (
+from common.throttles import (
     STORE_UNAVAILABLE_MESSAGE,
     UserRateThrottle,
     Window,
     count_in_windows,
     throttle_wait,
 )
+from eora.settings import cache_from_url
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
 # Long enough for any healthy machine; a throttle that hangs fails here instead.

@@ -10,8 +10,8 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
+from common.throttles import Window, count_in_windows
 from eora.settings import cache_from_url
-from eora.throttles import Window, count_in_windows
 
 # The start of a clock hour, so that an hour's window does not close mid-test.
 HOUR_START = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)

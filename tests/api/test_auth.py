@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key, revoke_api_key
 from accounts.models import ApiKey
-from eora.errors_views import ApiNotFound
+from common.views import ApiNotFound
 from points.models import Transaction, TransactionType
 
 

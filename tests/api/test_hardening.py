@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from accounts.api_keys import create_api_key, key_for
 from accounts.apis import SessionRequired
 from accounts.models import ApiKey, User
-from eora.http import PayloadTooLarge
+from common.http import PayloadTooLarge
 
 # RecursionError inside json.loads; ValueError past Python's 4,300-digit limit.
 DEEPLY_NESTED = "[" * 100_000

@@ -9,7 +9,7 @@ from accounts.api_keys import create_api_key
 from accounts.apis import KEY_NAME_REQUIRED_MESSAGE
 from accounts.models import ApiKey
 from chat.models import Conversation, Message
-from eora.pagination import INVALID_CURSOR_MESSAGE
+from common.pagination import INVALID_CURSOR_MESSAGE
 from points.models import Transaction, TransactionType
 
 # More pages than any test here makes: a cursor that never ends fails the test.

@@ -9,7 +9,7 @@ from django.utils.translation import gettext
 from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key
-from eora.pagination import INVALID_CURSOR_MESSAGE
+from common.pagination import INVALID_CURSOR_MESSAGE
 from points import services
 from points.apis import SINCE_NOT_BEFORE_UNTIL_MESSAGE
 from points.models import ModelRate, TransactionType

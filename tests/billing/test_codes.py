@@ -23,7 +23,7 @@ from billing.exceptions import (
     InvalidCode,
 )
 from billing.models import RedemptionCode
-from eora.http import Throttled
+from common.http import Throttled
 from points.audit import audit_accounts
 from points.models import Account, TransactionType
 

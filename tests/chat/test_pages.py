@@ -20,7 +20,7 @@ from django.utils import translation
 from accounts.api_keys import create_api_key
 from chat import views as chat_views
 from chat.models import Conversation, Message
-from eora import errors_views
+from common import views as errors_views
 from eora import urls as project_urls
 from points import services as ledger
 from points.models import Hold, IdempotencyRecord, ModelRate, Transaction

@@ -3,7 +3,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing import codes
-from eora.errors import ServiceError
+from common.errors import ServiceError
 
 
 def _day(value: str) -> date:

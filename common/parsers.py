@@ -6,7 +6,7 @@ from typing import IO, Any
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from eora.http import InvalidRequest, parse_json
+from common.http import InvalidRequest, parse_json
 
 
 class JSONParser(parsers.JSONParser):

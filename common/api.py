@@ -14,8 +14,8 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from eora.errors import ServiceError
-from eora.http import PayloadTooLarge, error_body
+from common.errors import ServiceError
+from common.http import PayloadTooLarge, error_body
 
 DRF_CODES = {
     exceptions.ParseError: "invalid_request",

@@ -9,8 +9,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 
 from accounts.authentication import INVALID_KEY_MESSAGE, user_for_bearer
-from eora.http import NotAuthenticated, PermissionDenied, Throttled
-from eora.throttles import throttle_wait
+from common.http import NotAuthenticated, PermissionDenied, Throttled
+from common.throttles import throttle_wait
 
 MISSING_KEY_MESSAGE = _("Send your EORA API key as `Authorization: Bearer <key>`.")
 

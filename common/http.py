@@ -6,7 +6,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext_lazy as _
 
-from eora.errors import ServiceError
+from common.errors import ServiceError
 
 
 class InvalidRequest(ServiceError):

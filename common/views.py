@@ -5,8 +5,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
-from eora.errors import ServiceError
-from eora.http import error_body
+from common.errors import ServiceError
+from common.http import error_body
 
 
 class ApiNotFound(ServiceError):

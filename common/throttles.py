@@ -1,6 +1,6 @@
 """Throttles shared by every API, counted in a cache all workers see.
 
-Kept apart from `eora.api`: DRF reads these classes while it defines `APIView`,
+Kept apart from `common.api`: DRF reads these classes while it defines `APIView`,
 so this module must not import `rest_framework.views`.
 
 Each rate is a fixed window per caller. On Redis a request is counted in every
@@ -28,8 +28,6 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import DatabaseError
 from redis import RedisError
 from rest_framework import throttling
-
-from accounts.models import ApiKey
 
 logger = logging.getLogger(__name__)
 
@@ -174,10 +172,12 @@ class ApiKeyRateThrottle(ConfiguredRateThrottle):
     scope = "api_key"
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
-        key = getattr(request, "auth", None)
-        if not isinstance(key, ApiKey):
+        # `request.auth` is the API key a request was authenticated with (a
+        # session leaves it None); any saved model with a primary key will do.
+        key_id = getattr(getattr(request, "auth", None), "pk", None)
+        if key_id is None:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": key.pk}
+        return self.cache_format % {"scope": self.scope, "ident": key_id}
 
 
 REQUEST_THROTTLES = (UserRateThrottle, ApiKeyRateThrottle)

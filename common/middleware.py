@@ -11,8 +11,8 @@ from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from eora.body_limit import SIGNED_PREFIXES
-from eora.http import PayloadTooLarge, error_response
+from common.body_limit import SIGNED_PREFIXES
+from common.http import PayloadTooLarge, error_response
 
 API_PREFIXES = ("/api/", "/v1/")
 API_DOCS_VIEW_NAME = "api-docs"
