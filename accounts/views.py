@@ -16,6 +16,7 @@ from accounts.forms import ApiKeyForm, SignupForm
 from accounts.models import ApiKey
 from common.errors import ServiceError
 from common.http import Throttled
+from common.rendering import page_message
 from common.throttles import ConfiguredRateThrottle
 
 SIGNUP_THROTTLED_MESSAGE = gettext_lazy(
@@ -114,10 +115,11 @@ def api_keys(request: HttpRequest) -> HttpResponse:
                 )
                 request.session[NEW_API_KEY_SESSION_KEY] = secret
                 return redirect("api-keys-page")
-        except (ServiceError, ValueError) as error:
-            messages.error(
-                request, str(getattr(error, "message", _("Invalid request.")))
-            )
+        except ValueError:
+            messages.error(request, _("Invalid request."))
+            return redirect("api-keys-page")
+        except ServiceError as error:
+            messages.error(request, page_message(error))
             return redirect("api-keys-page")
     new_secret = (
         request.session.pop(NEW_API_KEY_SESSION_KEY, None)

@@ -15,6 +15,7 @@ from billing.forms import RedeemForm
 from billing.models import Order, OrderStatus
 from billing.money import format_price
 from common.errors import ServiceError
+from common.rendering import page_message
 from points.services import account_of
 
 RECENT_ORDERS = 20
@@ -33,7 +34,7 @@ def top_up(request: HttpRequest) -> HttpResponse:
                 address=request.META.get("REMOTE_ADDR", ""),
             )
         except ServiceError as error:
-            form.add_error("code", str(error.message))
+            form.add_error("code", page_message(error))
         else:
             messages.success(
                 request,

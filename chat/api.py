@@ -26,7 +26,8 @@ from chat.streaming import (
 )
 from common.api import StrictBooleanField, StrictCharField, first_error
 from common.errors import ServiceError
-from common.http import InvalidRequest, error_body, error_response, json_object
+from common.http import InvalidRequest, json_object
+from common.rendering import error_response, sse_error, sse_event
 from points.services import MAX_IDEMPOTENCY_KEY_LENGTH
 
 
@@ -136,19 +137,15 @@ def server_timing(timings: dict[str, float]) -> str:
     )
 
 
-def sse(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-
 def sse_for(event: TurnEvent, turn: PreparedTurn) -> bytes:
     if isinstance(event, Delta):
-        return sse("delta", {"text": event.text})
+        return sse_event("delta", {"text": event.text})
     if isinstance(event, Finished):
-        return sse(
+        return sse_event(
             "done",
             {**result_body(event.result), "timing": server_timing(turn.timings)},
         )
-    return sse("error", error_body(event.error))
+    return sse_error(event.error)
 
 
 @csrf_exempt  # CSRF is enforced in `authenticate` for session-authenticated calls.
@@ -180,7 +177,7 @@ def _replayed(result: TurnResult, streaming: bool) -> HttpResponse:
 
 
 def _as_events(body: dict[str, Any], source: HttpResponse) -> HttpResponse:
-    events = sse("delta", {"text": body["response"]}) + sse("done", body)
+    events = sse_event("delta", {"text": body["response"]}) + sse_event("done", body)
     response = HttpResponse(events, content_type="text/event-stream")
     if "Server-Timing" in source:
         response["Server-Timing"] = source["Server-Timing"]

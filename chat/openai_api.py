@@ -34,6 +34,7 @@ from common.api import (
 )
 from common.errors import ServiceError
 from common.http import json_object
+from common.rendering import openai_error_chunk, openai_error_response
 
 ROLES = {"system", "developer", "user", "assistant"}
 # Fields whose effect we pass to the provider as they are.
@@ -66,16 +67,6 @@ UNSUPPORTED_FIELDS = {
     "modalities",
     "prediction",
 }
-OPENAI_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "invalid_request_error",
-    402: "insufficient_quota",
-    403: "invalid_request_error",
-    404: "invalid_request_error",
-    409: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
 
 
 class OpenAIRequestError(ServiceError):
@@ -84,24 +75,6 @@ class OpenAIRequestError(ServiceError):
     def __init__(self, message: str, *, param: str | None = None) -> None:
         self.param = param
         super().__init__(message)
-
-
-def openai_error(error: ServiceError) -> JsonResponse:
-    """Answer in OpenAI's error shape, so that OpenAI SDKs raise their usual errors."""
-    code = {
-        "not_authenticated": "invalid_api_key",
-        "invalid_credentials": "invalid_api_key",
-    }.get(error.code, error.code)
-    body = {
-        "error": {
-            "message": str(error.message),
-            "type": OPENAI_ERROR_TYPES.get(error.status_code, "api_error"),
-            "code": code,
-            "param": getattr(error, "param", None),
-            **error.details(),
-        }
-    }
-    return JsonResponse(body, status=error.status_code, headers=error.headers())
 
 
 class TextContentField(serializers.Field):
@@ -281,7 +254,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         turn_request, stream = parse_completion_request(body, request)
         prepared = await sync_to_async(prepare_turn)(turn_request)
     except ServiceError as error:
-        return openai_error(error)
+        return openai_error_response(error)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if isinstance(prepared, TurnResult):
@@ -292,7 +265,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return await _stream(prepared, completion_id, created, stream["include_usage"])
     outcome = await complete_turn(prepared, get_provider())
     if isinstance(outcome, Failed):
-        return openai_error(outcome.error)
+        return openai_error_response(outcome.error)
     return _completion(outcome.result, completion_id, created)
 
 
@@ -365,7 +338,7 @@ async def _stream(
 ) -> HttpResponse:
     first, events = await start_stream(turn, get_provider())
     if isinstance(first, Failed):
-        return openai_error(first.error)
+        return openai_error_response(first.error)
 
     def chunk(**fields: Any) -> bytes:
         return _chunk(completion_id, created, turn.model, **fields)
@@ -394,8 +367,7 @@ async def _stream(
                 )
                 event = await anext(events)
             if isinstance(event, Failed):
-                error = openai_error(event.error)
-                yield f"data: {error.content.decode()}\n\n".encode()
+                yield openai_error_chunk(event.error)
                 return
             result = event.result
             finish = {
@@ -425,7 +397,7 @@ async def models(request: HttpRequest) -> HttpResponse:
             raise OpenAIRequestError(_("Use GET."))
         await authenticate(request, session=False)
     except ServiceError as error:
-        return openai_error(error)
+        return openai_error_response(error)
     return JsonResponse(
         {
             "object": "list",

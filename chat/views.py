@@ -21,7 +21,6 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -41,8 +40,8 @@ from chat.services import (
 )
 from chat.streaming import Failed, complete_turn
 from common.errors import ServiceError
-from common.http import NotAuthenticated, error_response, json_object
-from points.exceptions import InsufficientPoints
+from common.http import NotAuthenticated, json_object
+from common.rendering import error_response, page_message
 from points.pricing import rates_for
 
 SIDEBAR_CONVERSATIONS = 30
@@ -237,17 +236,6 @@ def turn_outcome(request: HttpRequest, key: str) -> JsonResponse:
     return JsonResponse(result_body(result))
 
 
-def _error_message(error: ServiceError) -> str:
-    if isinstance(error, InsufficientPoints):
-        return format_html(
-            '{} <a href="{}">{}</a>',
-            error.message,
-            reverse("billing:top-up"),
-            _("Top up points"),
-        )
-    return str(error.message)
-
-
 @require_POST
 async def send_message(request: HttpRequest) -> HttpResponse:
     """Run a turn for a plain form post (no JavaScript) and redirect back."""
@@ -272,7 +260,7 @@ async def send_message(request: HttpRequest) -> HttpResponse:
     try:
         prepared = await sync_to_async(prepare_turn)(turn_request)
     except ServiceError as error:
-        await sync_to_async(messages.error)(request, _error_message(error))
+        await sync_to_async(messages.error)(request, page_message(error))
         if error.status_code == 404:
             raise Http404(str(error.message)) from error
         return HttpResponseRedirect(back)
@@ -281,7 +269,7 @@ async def send_message(request: HttpRequest) -> HttpResponse:
         outcome = await complete_turn(prepared, get_provider())
         if isinstance(outcome, Failed):
             result = None
-            await sync_to_async(messages.error)(request, _error_message(outcome.error))
+            await sync_to_async(messages.error)(request, page_message(outcome.error))
         else:
             result = outcome.result
     if result is not None and result.conversation_id:

@@ -16,7 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.utils import translation
 
-from common.http import PayloadTooLarge, error_body
+from common.http import PayloadTooLarge
+from common.rendering import error_body
 
 API_PREFIXES = ("/api/", "/v1/")
 # Webhooks prove who sent them by a signature in the body, not by a session.

@@ -21,3 +21,7 @@ class ServiceError(Exception):
     def headers(self) -> dict[str, str]:
         """Return the HTTP headers that go with this error."""
         return {}
+
+    def page_link(self) -> tuple[str, str] | None:
+        """Return the URL and label of where a page sends the user next, if any."""
+        return None

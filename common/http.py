@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from common.errors import ServiceError
@@ -46,21 +46,6 @@ class Throttled(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
-
-
-def error_body(error: ServiceError) -> dict[str, Any]:
-    return {
-        "success": False,
-        "error": str(error.message),
-        "code": error.code,
-        **error.details(),
-    }
-
-
-def error_response(error: ServiceError) -> JsonResponse:
-    return JsonResponse(
-        error_body(error), status=error.status_code, headers=error.headers()
-    )
 
 
 def parse_json(raw: bytes, *, encoding: str | None = None) -> Any:

@@ -12,7 +12,8 @@ from django.utils import translation
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from common.body_limit import SIGNED_PREFIXES
-from common.http import PayloadTooLarge, error_response
+from common.http import PayloadTooLarge
+from common.rendering import error_response
 
 API_PREFIXES = ("/api/", "/v1/")
 API_DOCS_VIEW_NAME = "api-docs"

@@ -1,12 +1,12 @@
 """404 and 500 pages that answer API paths in the API's own error shape."""
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
 from common.errors import ServiceError
-from common.http import error_body
+from common.rendering import error_response, openai_error_response
 
 
 class ApiNotFound(ServiceError):
@@ -21,17 +21,6 @@ class ServerError(ServiceError):
     default_message = _("Something went wrong on our side. Please try again.")
 
 
-def _openai_body(error: ServiceError, kind: str) -> dict:
-    return {
-        "error": {
-            "message": str(error.message),
-            "type": kind,
-            "code": error.code,
-            "param": None,
-        }
-    }
-
-
 # Also routed to for unknown /api/ and /v1/ URLs, so that DEBUG answers alike; like
 # an unresolved URL it changes nothing and needs no CSRF check.
 @csrf_exempt
@@ -39,16 +28,16 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     """Answer an unknown URL: JSON under /api/ and /v1/, the 404 page elsewhere."""
     error = ApiNotFound()
     if request.path.startswith("/v1/"):
-        return JsonResponse(_openai_body(error, "invalid_request_error"), status=404)
+        return openai_error_response(error)
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body(error), status=404)
+        return error_response(error)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     error = ServerError()
     if request.path.startswith("/v1/"):
-        return JsonResponse(_openai_body(error, "api_error"), status=500)
+        return openai_error_response(error)
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body(error), status=500)
+        return error_response(error)
     return defaults.server_error(request)

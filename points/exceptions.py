@@ -1,5 +1,6 @@
 """The ledger's errors. Each carries a stable code, an HTTP status and its data."""
 
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from common.errors import ServiceError
@@ -30,6 +31,9 @@ class InsufficientPoints(PointsError):
         self.available = available
         self.required = required
         super().__init__()
+
+    def page_link(self) -> tuple[str, str] | None:
+        return reverse("billing:top-up"), str(_("Top up points"))
 
     def details(self) -> dict[str, object]:
         return {
