@@ -16,9 +16,10 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from billing.models import Order, Redemption, RedemptionCode
-from billing.services import money_taken_back, reversal_for
+from billing.services import money_taken_back
 from points.audit import AuditProblem
 from points.models import Account, Transaction, TransactionType
+from points.pricing import reversal_for
 
 REVERSAL_TYPES = (TransactionType.TOP_UP_REVERSAL, TransactionType.BONUS_REVERSAL)
 

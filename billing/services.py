@@ -44,6 +44,7 @@ from billing.exceptions import (
 from billing.models import DisputeStatus, Order, OrderStatus, PointPack, Provider
 from points import services as ledger
 from points.models import TransactionType
+from points.pricing import reversal_for
 
 logger = logging.getLogger(__name__)
 
@@ -243,14 +244,6 @@ def _mismatches(order: Order, payment: gateway.Payment) -> list[str]:
 
 
 # Refunds and disputes -----------------------------------------------------------
-
-
-def reversal_for(
-    *, points: int, bonus: int, amount: int, taken_back: int
-) -> tuple[int, int]:
-    """Return the points and bonus taken back when `taken_back` of `amount` is."""
-    taken_back = min(max(taken_back, 0), amount)
-    return points * taken_back // amount, bonus * taken_back // amount
 
 
 def money_taken_back(order: Order) -> int:

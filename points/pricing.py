@@ -112,3 +112,13 @@ def quote(
         ),
         available=available,
     )
+
+
+def reversal_for(
+    *, points: int, bonus: int, amount: int, taken_back: int
+) -> tuple[int, int]:
+    """Return the points and bonus to take back when `taken_back` of the `amount`
+    paid for them is refunded or disputed: floor(points x taken_back / amount),
+    the same for the bonus, so that partial refunds add up to a full one."""
+    taken_back = min(max(taken_back, 0), amount)
+    return points * taken_back // amount, bonus * taken_back // amount
