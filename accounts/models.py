@@ -1,9 +1,25 @@
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from points.services import open_account
+
+
+def normalize_email(email: str) -> str:
+    """Return the form in which an email address is stored: trimmed, lower case."""
+    return email.strip().lower()
+
+
+def save_with_account(user: "User") -> "User":
+    """Save a new user with its points account and sign-up bonus, all or nothing."""
+    with transaction.atomic():
+        user.email = normalize_email(user.email)
+        user.save()
+        open_account(user=user)
+    return user
 
 
 class UserManager(BaseUserManager["User"]):
@@ -14,11 +30,12 @@ class UserManager(BaseUserManager["User"]):
     def create_user(
         self, email: str, password: str | None = None, **extra_fields: object
     ) -> "User":
-        from accounts.services import register_user
-
+        """Create a user and, in the same transaction, its points account."""
         extra_fields.setdefault("is_staff", False)
         extra_fields.setdefault("is_superuser", False)
-        return register_user(email=email, password=password, **extra_fields)
+        user = self.model(email=email, **extra_fields)
+        user.set_password(password)
+        return save_with_account(user)
 
     def create_superuser(
         self, email: str, password: str | None = None, **extra_fields: object
