@@ -7,12 +7,14 @@ from a thread of this process instead, on this process's settings and database.
 Failures raise `ServerError`, which pytest reports like any other exception.
 """
 
+import fcntl
 import json
 import os
 import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -43,9 +45,11 @@ TEST_ONLY_PREFIXES = (
 # The database `CREATE DATABASE` is sent from, as Django's test runner does.
 MAINTENANCE_DATABASE = "postgres"
 COMMAND_TIMEOUT_SECONDS = 120
+STATIC_LOCK = Path(tempfile.gettempdir()) / "eora-live-server-static.lock"
 
 # Run by `manage.py shell`: register users (with an API key each), print the keys.
 ADD_USERS = """
+import fcntl
 import json
 from accounts.api_keys import create_api_key
 from accounts.services import register_user
@@ -160,8 +164,30 @@ def uvicorn_server(
 ) -> Iterator[str]:
     """Serve the app under uvicorn; yield its base URL; stop it afterwards."""
     # WhiteNoise serves the hashed files from STATIC_ROOT when DEBUG is off, as in
-    # production; a fresh checkout has none until they are collected.
-    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+    # production; a fresh checkout has none until they are collected. Every live
+    # server on this machine shares the project's STATIC_ROOT: one collects at a
+    # time, and none while another server starts and reads the files.
+    with STATIC_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        server, base_url = _start_uvicorn(env, log, workers)
+        try:
+            _wait_until_serving(
+                f"{base_url}/accounts/login/", server, log, start_seconds
+            )
+        except BaseException:
+            _stop(server)
+            raise
+    try:
+        yield base_url
+    finally:
+        _stop(server)
+
+
+def _start_uvicorn(
+    env: dict[str, str], log: Path, workers: int
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     with log.open("wb") as output:
         server = subprocess.Popen(
@@ -186,17 +212,16 @@ def uvicorn_server(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    base_url = f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
     try:
-        _wait_until_serving(f"{base_url}/accounts/login/", server, log, start_seconds)
-        yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _wait_until_serving(

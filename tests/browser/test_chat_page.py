@@ -334,7 +334,7 @@ def test_estimate_warns_when_the_balance_cannot_pay_a_full_answer(
     # Then the header says points are low and links to the points page
     notice = page.locator("#low-balance")
     expect(notice).to_be_visible()
-    expect(notice.locator("a")).to_have_attribute("href", "/points/")
+    expect(notice.locator("a")).to_have_attribute("href", "/points/top-up/")
     assert inside_viewport(page, "#low-balance")
 
     # And the estimate warns that a full answer is not affordable
