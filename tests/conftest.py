@@ -1,6 +1,6 @@
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def ledger_audited(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used the database, the ledger still audits clean.
+
+    Tests that corrupt a ledger on purpose, to show the audit finds it, are
+    marked `corrupts_ledger`.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    if not ({"db", "transactional_db"} & names or marker) or (
+        request.node.get_closest_marker("corrupts_ledger")
+    ):
+        yield
+        return
+    transactional = "transactional_db" in names or (
+        marker is not None and marker.kwargs.get("transaction", False)
+    )
+    # Set the database up from here, so that it is torn down after the audit.
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    yield
+    from points.audit import audit_accounts
+
+    problems = [str(problem) for problem in audit_accounts()]
+    assert problems == [], "the ledger does not audit clean after this test"
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,10 @@ from points import services as ledger
 from points.audit import audit_accounts
 from points.models import Account, TransactionType
 
-pytestmark = pytest.mark.django_db
+# These drive the ledger's purchase functions directly, without the order
+# bookkeeping `billing.services` does around them, or break an order's rows on
+# purpose to show that the audit finds it.
+pytestmark = [pytest.mark.django_db, pytest.mark.corrupts_ledger]
 
 
 @pytest.fixture
