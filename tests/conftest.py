@@ -57,13 +57,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 def ledger_audited(request: pytest.FixtureRequest) -> Iterator[None]:
     """After every test that used the database, the ledger still audits clean.
 
-    Tests that corrupt a ledger on purpose, to show the audit finds it, are
-    marked `corrupts_ledger`.
+    Tests marked `skip_ledger_audit` say why it cannot run after them (most
+    corrupt a ledger on purpose, to show that the audit finds it).
     """
     marker = request.node.get_closest_marker("django_db")
     names = set(request.fixturenames)
     if not ({"db", "transactional_db"} & names or marker) or (
-        request.node.get_closest_marker("corrupts_ledger")
+        request.node.get_closest_marker("skip_ledger_audit")
     ):
         yield
         return
