@@ -474,7 +474,10 @@ def _settle_unsaved(
     except HoldNotOpen:
         return 0
     except Exception:
-        pass
+        logger.exception(
+            "Charging the unsaved turn of hold %s failed; releasing the hold.",
+            turn.hold.pk,
+        )
     try:
         ledger.release_hold(hold=turn.hold)
     except Exception:
