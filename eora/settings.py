@@ -183,6 +183,8 @@ LOGGING = {
 SIGNUP_BONUS_POINTS = env_int("SIGNUP_BONUS_POINTS", 100_000, minimum=0)
 POINTS_PER_TOKEN = env_decimal("POINTS_PER_TOKEN", "2")
 HOLD_TTL_SECONDS = env_int("HOLD_TTL_SECONDS", 900, minimum=1)
+# Free points each account gets per day (TIME_ZONE's days); 0 turns them off.
+DAILY_FREE_POINTS = env_int("DAILY_FREE_POINTS", 0, minimum=0)
 
 # Chat and the model provider.
 LLM_PROVIDER = env_str("LLM_PROVIDER", "demo")

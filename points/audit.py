@@ -54,13 +54,27 @@ def audit_accounts() -> list[AuditProblem]:
     Checked: the balance equals the sum of the rows; versions run 1..n without a
     gap and the account's version is n; each row's balance_after is the previous
     one plus its amount, and the last equals the balance; the totals equal the sums
-    of the credits and debits; `held` equals the open holds. Then the checks
+    of the credits and debits; `held` equals the open holds; `free_balance` equals
+    the sum of the rows' free parts and `free_held` the open holds' free parts
+    (and free points stay within the balance). Then the checks
     other apps registered (`register_check`).
     """
     open_holds = (
         Hold.objects.filter(account=OuterRef("pk"), status=HoldStatus.OPEN)
         .values("account")
         .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    open_free_holds = (
+        Hold.objects.filter(account=OuterRef("pk"), status=HoldStatus.OPEN)
+        .values("account")
+        .annotate(total=Sum("free_amount"))
+        .values("total")
+    )
+    free_sum = (
+        Transaction.objects.filter(account=OuterRef("pk"))
+        .values("account")
+        .annotate(total=Sum("free_amount"))
         .values("total")
     )
     last_balance = (
@@ -82,6 +96,8 @@ def audit_accounts() -> list[AuditProblem]:
         ledger_min_version=Min("transactions__version"),
         ledger_max_version=Max("transactions__version"),
         open_held=_sum(Subquery(open_holds)),
+        open_free_held=_sum(Subquery(open_free_holds)),
+        ledger_free_sum=_sum(Subquery(free_sum)),
         last_balance_after=Subquery(last_balance),
     )
     problems: list[AuditProblem] = []
@@ -126,6 +142,21 @@ def _account_problems(account: Account) -> list[str]:
         found.append(f"total_spent {account.total_spent} != debits {debits}")
     if account.held != account.open_held:
         found.append(f"held {account.held} != open holds {account.open_held}")
+    if account.free_balance != account.ledger_free_sum:
+        found.append(
+            f"free_balance {account.free_balance} != sum of free parts "
+            f"{account.ledger_free_sum}"
+        )
+    if account.free_held != account.open_free_held:
+        found.append(
+            f"free_held {account.free_held} != open holds' free parts "
+            f"{account.open_free_held}"
+        )
+    if not 0 <= account.free_held <= account.free_balance <= account.balance:
+        found.append(
+            f"free points out of bounds: held {account.free_held}, "
+            f"free {account.free_balance}, balance {account.balance}"
+        )
     return found
 
 

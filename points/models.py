@@ -32,6 +32,11 @@ class Account(models.Model):
             "the next points the account receives repay them first."
         ),
     )
+    # The daily free points: a part of `balance` (and of `held`), topped up once a
+    # day; `free_day` is the service's local date of the last top-up.
+    free_balance = models.BigIntegerField(_("free points"), default=0)
+    free_held = models.BigIntegerField(_("free points held"), default=0)
+    free_day = models.DateField(_("free points day"), null=True, blank=True)
     last_updated = models.DateTimeField(_("last updated"), default=timezone.now)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
@@ -56,6 +61,14 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(owed__gte=0), name="points_account_owed_non_negative"
             ),
+            models.CheckConstraint(
+                condition=Q(free_held__gte=0)
+                & Q(free_held__lte=F("free_balance"))
+                & Q(free_held__lte=F("held"))
+                & Q(free_balance__lte=F("balance"))
+                & Q(held__lte=F("balance") - F("free_balance") + F("free_held")),
+                name="points_account_free_within_balance",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -65,6 +78,16 @@ class Account(models.Model):
     def available(self) -> int:
         """Return the points that can be spent now: the balance less open holds."""
         return self.balance - self.held
+
+    @property
+    def free_available(self) -> int:
+        """Return the free points that can be spent now."""
+        return self.free_balance - self.free_held
+
+    @property
+    def paid_available(self) -> int:
+        """Return the paid points that can be spent now."""
+        return self.available - self.free_available
 
 
 class TransactionType(models.TextChoices):
@@ -79,6 +102,8 @@ class TransactionType(models.TextChoices):
     BONUS_REVERSAL = "bonus_reversal", _("Bonus taken back")
     PAYMENT_REINSTATED = "payment_reinstated", _("Payment reinstated")
     DEBT_REPAYMENT = "debt_repayment", _("Owed points repaid")
+    DAILY_FREE = "daily_free", _("Daily free points")
+    FREE_EXPIRY = "free_expiry", _("Free points expired")
 
 
 class Transaction(models.Model):
@@ -92,6 +117,11 @@ class Transaction(models.Model):
     )
     type = models.CharField(_("type"), max_length=32, choices=TransactionType.choices)
     amount = models.BigIntegerField(_("amount"))
+    free_amount = models.BigIntegerField(
+        _("free amount"),
+        default=0,
+        help_text=_("The part of the amount that moved the free points."),
+    )
     balance_after = models.BigIntegerField(_("balance after"))
     version = models.BigIntegerField(_("version"))
     description = models.CharField(_("description"), max_length=255, blank=True)
@@ -206,6 +236,11 @@ class Hold(models.Model):
         verbose_name=_("account"),
     )
     amount = models.BigIntegerField(_("amount"))
+    free_amount = models.BigIntegerField(
+        _("free amount"),
+        default=0,
+        help_text=_("The part of the amount reserved from free points."),
+    )
     captured_amount = models.BigIntegerField(_("captured amount"), default=0)
     status = models.CharField(
         _("status"), max_length=16, choices=HoldStatus.choices, default=HoldStatus.OPEN
@@ -226,6 +261,10 @@ class Hold(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="points_hold_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(free_amount__gte=0) & Q(free_amount__lte=F("amount")),
+                name="points_hold_free_within_amount",
             ),
             models.CheckConstraint(
                 condition=Q(captured_amount__gte=0)

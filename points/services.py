@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
@@ -92,6 +92,8 @@ USAGE_DESCRIPTION = gettext_noop(
 )
 DEBIT_DESCRIPTION = gettext_noop("Points used (%(points)s points)")
 ADJUSTMENT_DESCRIPTION = gettext_noop("Adjustment by staff: %(reason)s")
+DAILY_FREE_DESCRIPTION = gettext_noop("Daily free points (%(points)s points)")
+FREE_EXPIRY_DESCRIPTION = gettext_noop("Free points expired (%(points)s points)")
 
 
 # Validation -------------------------------------------------------------------
@@ -236,7 +238,9 @@ def _lock_account(account_id: int) -> Account:
     )
     if row is None:
         raise Account.DoesNotExist(f"No points account {account_id}.")
-    return _load(Account, row)
+    account = _load(Account, row)
+    _refresh_free_points(account)
+    return account
 
 
 def _end_overdue_holds(account: Account) -> datetime:
@@ -269,7 +273,9 @@ def _lock_account_and_hold(hold_id: int) -> tuple[Account, Hold]:
     if row is None:
         raise Hold.DoesNotExist(f"No hold {hold_id}.")
     split = len(Account._meta.concrete_fields)
-    return _load(Account, row[:split]), _load(Hold, row[split:])
+    account = _load(Account, row[:split])
+    _refresh_free_points(account)
+    return account, _load(Hold, row[split:])
 
 
 def _open_hold(
@@ -282,10 +288,15 @@ def _open_hold(
     fingerprint: str,
     now: datetime,
 ) -> Hold:
-    """Place a hold on the locked account: insert it and add it to `held`."""
+    """Place a hold on the locked account: insert it and add it to `held`.
+
+    The hold reserves free points first, then paid points.
+    """
+    free_amount = min(amount, account.free_available)
     hold = Hold(
         account_id=account.pk,
         amount=amount,
+        free_amount=free_amount,
         description=description[:255],
         expires_at=expires_at,
         idempotency_key=key,
@@ -294,9 +305,12 @@ def _open_hold(
     )
     _insert(hold)
     _execute(
-        "UPDATE points_account SET held = held + %s WHERE id = %s", [amount, account.pk]
+        "UPDATE points_account SET held = held + %s, free_held = free_held + %s"
+        " WHERE id = %s",
+        [amount, free_amount, account.pk],
     )
     account.held += amount
+    account.free_held += free_amount
     return hold
 
 
@@ -376,10 +390,15 @@ def _post(
     amount: int,
     now: datetime,
     description: str,
+    free_amount: int = 0,
     **fields: object,
 ) -> Transaction:
-    """Append one ledger row and apply it to the locked account."""
+    """Append one ledger row and apply it to the locked account.
+
+    `free_amount` is the part of `amount` that moves the free points.
+    """
     account.balance += amount
+    account.free_balance += free_amount
     account.version += 1
     if amount > 0:
         account.total_earned += amount
@@ -387,11 +406,14 @@ def _post(
         account.total_spent -= amount
     account.last_updated = now
     _execute(
-        "UPDATE points_account SET balance = %s, held = %s, version = %s,"
-        " total_earned = %s, total_spent = %s, last_updated = %s WHERE id = %s",
+        "UPDATE points_account SET balance = %s, held = %s, free_balance = %s,"
+        " free_held = %s, version = %s, total_earned = %s, total_spent = %s,"
+        " last_updated = %s WHERE id = %s",
         [
             account.balance,
             account.held,
+            account.free_balance,
+            account.free_held,
             account.version,
             account.total_earned,
             account.total_spent,
@@ -403,6 +425,7 @@ def _post(
         account=account,
         type=type,
         amount=amount,
+        free_amount=free_amount,
         balance_after=account.balance,
         version=account.version,
         description=description[:255],
@@ -420,17 +443,90 @@ def _expire_overdue_holds(account: Account, now: datetime) -> int:
         # The UPDATE locks the holds it ends; the account is locked already.
         cursor.execute(
             "UPDATE points_hold SET status = %s, ended_at = %s WHERE account_id = %s"
-            " AND status = %s AND expires_at <= %s RETURNING amount",
+            " AND status = %s AND expires_at <= %s RETURNING amount, free_amount",
             [HoldStatus.EXPIRED, at, account.pk, HoldStatus.OPEN, at],
         )
-        ended = [amount for (amount,) in cursor.fetchall()]
+        ended = cursor.fetchall()
     if ended:
+        amount = sum(amount for amount, _free in ended)
+        free_amount = sum(free for _amount, free in ended)
         _execute(
-            "UPDATE points_account SET held = held - %s WHERE id = %s",
-            [sum(ended), account.pk],
+            "UPDATE points_account SET held = held - %s, free_held = free_held - %s"
+            " WHERE id = %s",
+            [amount, free_amount, account.pk],
         )
-        account.held -= sum(ended)
+        account.held -= amount
+        account.free_held -= free_amount
     return len(ended)
+
+
+# Daily free points --------------------------------------------------------------
+#
+# Each account's free part is topped up to DAILY_FREE_POINTS the first time the
+# account is locked on a new day of the service's time zone, and what was left
+# unreserved of the previous day's expires: a `free_expiry` row, then a
+# `daily_free` row. Free points still reserved by a hold at midnight stay in the
+# free part and count toward the new day's allowance, so the free part is never
+# more than the allowance (unless the holds alone are more). Both rows are written
+# lazily, under the account lock that every service takes first.
+
+
+def free_points_reset_at(now: datetime | None = None) -> datetime:
+    """Return the next midnight of the service's time zone: when free points reset."""
+    today = timezone.localdate(now or timezone.now())
+    return timezone.make_aware(datetime.combine(today + timedelta(days=1), time.min))
+
+
+def _free_points_due(account: Account, today: date) -> bool:
+    return account.free_day != today and (
+        settings.DAILY_FREE_POINTS > 0 or account.free_available > 0
+    )
+
+
+def _refresh_free_points(account: Account) -> None:
+    """Expire yesterday's free points and top up today's, on the locked account."""
+    now = timezone.now()
+    today = timezone.localdate(now)
+    if not _free_points_due(account, today):
+        return
+    if account.held > 0:
+        _expire_overdue_holds(account, now)
+    expired = account.free_available
+    if expired > 0:
+        _post(
+            account,
+            type=TransactionType.FREE_EXPIRY,
+            amount=-expired,
+            free_amount=-expired,
+            now=now,
+            description=_default_language_text(
+                FREE_EXPIRY_DESCRIPTION, points=f"{expired:,}"
+            ),
+        )
+    top_up = settings.DAILY_FREE_POINTS - account.free_balance
+    if top_up > 0:
+        _post(
+            account,
+            type=TransactionType.DAILY_FREE,
+            amount=top_up,
+            free_amount=top_up,
+            now=now,
+            description=_default_language_text(
+                DAILY_FREE_DESCRIPTION, points=f"{top_up:,}"
+            ),
+        )
+    _execute(
+        "UPDATE points_account SET free_day = %s WHERE id = %s",
+        [connection.ops.adapt_datefield_value(today), account.pk],
+    )
+    account.free_day = today
+
+
+def refresh_free_points(*, account: Account) -> Account:
+    """Return the account locked and reread, its free points brought up to today."""
+    _require_account(account)
+    with transaction.atomic():
+        return _lock_account(account.pk)
 
 
 # Public services ----------------------------------------------------------------
@@ -559,6 +655,7 @@ def debit(
                 locked,
                 type=type,
                 amount=-amount,
+                free_amount=-min(amount, locked.free_available),
                 now=now,
                 description=description,
                 idempotency_key=key,
@@ -603,6 +700,8 @@ def adjust(
                 locked,
                 type=TransactionType.ADMIN_ADJUSTMENT,
                 amount=delta,
+                # Staff take paid points first, then free ones; they add paid ones.
+                free_amount=min(0, delta + max(locked.paid_available, 0)),
                 now=now,
                 description=_default_language_text(
                     ADJUSTMENT_DESCRIPTION, reason=reason
@@ -678,11 +777,17 @@ def _hold_fingerprint(
 
 
 def account_of(*, user: object) -> Account:
-    """Return the user's account, opening it (with its bonus) if it is missing."""
+    """Return the user's account, opening it (with its bonus) if it is missing.
+
+    An account whose free points are not yet today's is refreshed first.
+    """
     try:
-        return Account.objects.get(user=user)
+        account = Account.objects.get(user=user)
     except Account.DoesNotExist:
-        return open_account(user=user)
+        account = open_account(user=user)
+    if _free_points_due(account, timezone.localdate()):
+        account = refresh_free_points(account=account)
+    return account
 
 
 def _lock_open_hold(hold: Hold) -> tuple[Account, Hold]:
@@ -727,10 +832,13 @@ def capture_hold(
             raise HoldExpired(status=HoldStatus.EXPIRED)
         charged = min(actual_cost, locked.amount)
         account.held -= locked.amount
+        account.free_held -= locked.free_amount
         entry = _post(
             account,
             type=TransactionType.CHAT_USAGE,
             amount=-charged,
+            # Free points first: the hold reserved them first.
+            free_amount=-min(charged, locked.free_amount),
             now=now,
             description=description,
             hold=locked,
@@ -757,7 +865,8 @@ def release_hold(*, hold: Hold) -> Hold:
         account, locked = _lock_open_hold(hold)
         now = timezone.now()
         account.held -= locked.amount
-        account.save(update_fields=["held"])
+        account.free_held -= locked.free_amount
+        account.save(update_fields=["held", "free_held"])
         locked.status = HoldStatus.RELEASED
         locked.ended_at = now
         locked.save(update_fields=["status", "ended_at"])
@@ -989,13 +1098,17 @@ def settle(
         now = timezone.now()
         if hold.status == HoldStatus.OPEN and hold.expires_at > now:
             charged = min(cost, hold.amount)
+            # Free points first: the hold reserved them first.
+            free_charged = min(charged, hold.free_amount)
             account.held -= hold.amount
+            account.free_held -= hold.free_amount
             hold.status = HoldStatus.CAPTURED
         elif hold.status in (HoldStatus.OPEN, HoldStatus.EXPIRED):
             # The turn outlived its hold: end the account's overdue holds (this
             # one among them), then charge what was agreed, as far as it goes.
             _end_overdue_holds(account)
             charged = min(cost, hold.amount, account.available)
+            free_charged = min(charged, account.free_available)
             hold.status = HoldStatus.EXPIRED
         else:
             raise HoldNotOpen(status=hold.status)
@@ -1005,6 +1118,7 @@ def settle(
                 account,
                 type=TransactionType.CHAT_USAGE,
                 amount=-charged,
+                free_amount=-free_charged,
                 now=now,
                 description=usage_description(usage),
                 hold=hold,
@@ -1014,8 +1128,8 @@ def settle(
             )
         else:
             _execute(
-                "UPDATE points_account SET held = %s WHERE id = %s",
-                [account.held, account.pk],
+                "UPDATE points_account SET held = %s, free_held = %s WHERE id = %s",
+                [account.held, account.free_held, account.pk],
             )
             logger.warning(
                 "Turn of hold %s outlived it with nothing available; "
@@ -1090,7 +1204,8 @@ def _set_owed(account: Account, owed: int) -> None:
 def _repay_debt(account: Account, *, now: datetime, limit: int) -> Transaction | None:
     """Repay the locked account's debt from the `limit` points just credited."""
     owed = _owed(account)
-    repaid = min(owed, limit, account.available)
+    # Debts are repaid from paid points: free points are no one's money.
+    repaid = min(owed, limit, account.paid_available)
     if repaid <= 0:
         return None
     _set_owed(account, owed - repaid)
@@ -1174,7 +1289,8 @@ def take_back(*, account: Account, points: int, bonus: int, order: object) -> Ta
             (TransactionType.TOP_UP_REVERSAL, points),
             (TransactionType.BONUS_REVERSAL, bonus),
         ):
-            part = min(amount, max(locked.available, 0))
+            # Only paid points are taken back: free points were never bought.
+            part = min(amount, max(locked.paid_available, 0))
             if part > 0:
                 _post(
                     locked,
