@@ -14,7 +14,7 @@ from common.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
 from points.models import ModelRate, Transaction, TransactionType
 from points.pricing import default_rates
 from points.selectors import HISTORY_ORDERING, history
-from points.services import account_of
+from points.services import account_of, free_points_reset_at
 
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
@@ -30,6 +30,15 @@ class PointsApi(APIView):
         total_earned = serializers.IntegerField()
         total_spent = serializers.IntegerField()
         last_updated = serializers.DateTimeField()
+        free_points = serializers.IntegerField(
+            help_text="Today's free points left (part of `available`)."
+        )
+        paid_points = serializers.IntegerField(
+            help_text="Paid points available (the rest of `available`)."
+        )
+        free_points_reset_at = serializers.DateTimeField(
+            help_text="When free points expire and are topped up: 00:00 in TIME_ZONE."
+        )
 
     @extend_schema(
         operation_id="user_points",
@@ -47,6 +56,9 @@ class PointsApi(APIView):
                     "total_earned": account.total_earned,
                     "total_spent": account.total_spent,
                     "last_updated": account.last_updated,
+                    "free_points": account.free_available,
+                    "paid_points": account.paid_available,
+                    "free_points_reset_at": free_points_reset_at(),
                 }
             ).data
         )

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from points.services import account_of
+from points.services import account_of, free_points_reset_at
 
 
 def points_summary(request: HttpRequest) -> dict[str, object]:
@@ -13,4 +13,6 @@ def points_summary(request: HttpRequest) -> dict[str, object]:
     return {
         "points_account": SimpleLazyObject(lambda: account_of(user=user)),
         "low_balance_points": settings.LOW_BALANCE_POINTS,
+        "daily_free_points": settings.DAILY_FREE_POINTS,
+        "free_points_reset_at": SimpleLazyObject(free_points_reset_at),
     }

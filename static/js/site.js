@@ -4,6 +4,21 @@
   "use strict";
   const strings = JSON.parse(document.getElementById("site-i18n").textContent);
 
+  // Countdowns to the free points' reset (00:00 in the service's time zone).
+  const countdowns = document.querySelectorAll("time[data-countdown]");
+  function tick() {
+    for (const element of countdowns) {
+      const left = Math.max(0, Date.parse(element.dateTime) - Date.now());
+      const seconds = Math.floor(left / 1000);
+      const parts = [Math.floor(seconds / 3600), Math.floor(seconds / 60) % 60, seconds % 60];
+      element.textContent = parts.map((part) => String(part).padStart(2, "0")).join(":");
+    }
+  }
+  if (countdowns.length) {
+    tick();
+    setInterval(tick, 1000);
+  }
+
   // The account menu closes with Escape and when the click lands elsewhere.
   for (const menu of document.querySelectorAll("details.menu")) {
     document.addEventListener("click", (event) => {

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -250,3 +250,29 @@ def test_one_user_never_sees_anothers_points(make_user) -> None:
     assert client.get("/api/user/points").json()["points"] == 100_000
     history = client.get("/api/user/points/history").json()["history"]
     assert [row["amount"] for row in history] == [100_000]
+
+
+def test_points_split_free_and_paid_with_reset_time(
+    api: APIClient, user, settings
+) -> None:
+    # Given 1,000 free points a day, and the account used first at 12:00 KST
+    settings.DAILY_FREE_POINTS = 1_000
+    noon = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    with time_machine.travel(noon, tick=False):
+        services.debit(account=user.points_account, amount=300)
+        body = api.get("/api/user/points").json()
+
+    assert (body["free_points"], body["paid_points"]) == (700, 100_000)
+    assert body["available"] == 100_700
+    assert body["free_points_reset_at"] == "2026-12-03T00:00:00+09:00"
+
+
+def test_points_page_shows_free_and_paid_points(client, user, settings) -> None:
+    settings.DAILY_FREE_POINTS = 1_000
+    client.force_login(user)
+
+    page = client.get("/points/").content.decode()
+
+    assert 'id="points-free">1,000<' in page
+    assert 'id="paid-points">100,000<' in page
+    assert "data-countdown" in page
