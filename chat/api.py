@@ -46,6 +46,11 @@ def points_info(result: TurnResult) -> dict[str, Any]:
             "completion_tokens": result.completion_tokens,
             "total_tokens": result.total_tokens,
         },
+        # The price before the tier discount, and the tier (null without one).
+        "list_cost": (
+            result.points_charged if result.list_cost is None else result.list_cost
+        ),
+        "tier": result.tier,
     }
 
 

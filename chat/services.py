@@ -89,6 +89,10 @@ class TurnResult:
     uncharged_points: int = 0
     # The completion limit the turn ran with (0 for a replayed result).
     completion_limit: int = 0
+    # The cost before the tier discount (None for a row written before tiers),
+    # and the code of the tier whose discount was applied.
+    list_cost: int | None = None
+    tier: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -232,6 +236,7 @@ def _result_from_answer(answer: Message, remaining: int) -> TurnResult:
         message_id=answer.pk,
         transaction_id=entry.pk if entry else None,
         uncharged_points=entry.uncharged_points if entry else 0,
+        list_cost=entry.list_cost if entry else None,
     )
 
 
@@ -451,6 +456,8 @@ def settle_turn(
         usage_source=settlement.source,
         uncharged_points=settlement.uncharged,
         completion_limit=turn.completion_limit,
+        list_cost=settlement.list_cost,
+        tier=turn.reservation.tier,
     )
 
 

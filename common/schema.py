@@ -74,6 +74,11 @@ CHAT_RESPONSE_SCHEMA = {
                 "deducted": {"type": "integer"},
                 "remaining": {"type": "integer"},
                 "token_usage": TOKEN_USAGE_SCHEMA,
+                "list_cost": {
+                    "type": "integer",
+                    "description": "The cost before the tier discount.",
+                },
+                "tier": {"type": "string", "nullable": True},
             },
             "required": ["deducted", "remaining", "token_usage"],
         },

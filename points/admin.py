@@ -12,8 +12,16 @@ from django.utils.translation import gettext_lazy as _
 
 from points.exceptions import InsufficientPoints, PointsError
 from points.forms import AdjustmentForm
-from points.models import Account, Hold, HoldStatus, ModelRate, Transaction
-from points.services import adjust
+from points.models import (
+    Account,
+    Hold,
+    HoldStatus,
+    ModelRate,
+    Tier,
+    TierChange,
+    Transaction,
+)
+from points.services import adjust, set_tier
 
 RECENT_TRANSACTIONS = 20
 DEDUCTION_ABOVE_AVAILABLE_MESSAGE = _(
@@ -245,3 +253,36 @@ class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class ModelRateAdmin(admin.ModelAdmin):
     list_display = ("model", "prompt_rate", "completion_rate", "updated_at")
     search_fields = ("model",)
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "discount_bps", "purchase_bonus_bps", "order")
+    ordering = ("order", "code")
+
+
+@admin.register(TierChange)
+class TierChangeAdmin(admin.ModelAdmin):
+    """Set an account's tier: each change is a new record, made by `set_tier`."""
+
+    list_display = ("account", "tier", "ends_at", "by_user", "created_at")
+    fields = ("account", "tier", "reason", "ends_at")
+    raw_id_fields = ("account",)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: TierChange, form: object, change: bool
+    ) -> None:
+        made = set_tier(
+            account=obj.account,
+            tier=obj.tier,
+            reason=obj.reason,
+            by_user=request.user,
+            ends_at=obj.ends_at,
+        )
+        obj.pk, obj.by_user, obj.created_at = made.pk, made.by_user, made.created_at

@@ -1,13 +1,46 @@
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 MINIMUM_RATE = Decimal("0.0001")
+# A discount below 100%: every turn costs at least a point.
+MAX_DISCOUNT_BPS = 9_999
+
+
+class Tier(models.Model):
+    """A membership tier: a discount on turns (and a purchase bonus), by staff."""
+
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    discount_bps = models.PositiveIntegerField(
+        _("discount (basis points)"),
+        default=0,
+        validators=[MaxValueValidator(MAX_DISCOUNT_BPS)],
+        help_text=_("100 basis points are 1%, taken off each turn's list cost."),
+    )
+    purchase_bonus_bps = models.PositiveIntegerField(
+        _("purchase bonus (basis points)"), default=0
+    )
+    order = models.PositiveIntegerField(_("order"), default=0)
+
+    class Meta:
+        verbose_name = _("tier")
+        verbose_name_plural = _("tiers")
+        ordering = ["order", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(discount_bps__lte=MAX_DISCOUNT_BPS),
+                name="points_tier_discount_below_whole",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Account(models.Model):
@@ -37,6 +70,15 @@ class Account(models.Model):
     free_balance = models.BigIntegerField(_("free points"), default=0)
     free_held = models.BigIntegerField(_("free points held"), default=0)
     free_day = models.DateField(_("free points day"), null=True, blank=True)
+    tier = models.ForeignKey(
+        Tier,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("tier"),
+    )
+    tier_ends_at = models.DateTimeField(_("tier ends at"), null=True, blank=True)
     last_updated = models.DateTimeField(_("last updated"), default=timezone.now)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
@@ -89,6 +131,33 @@ class Account(models.Model):
         """Return the paid points that can be spent now."""
         return self.available - self.free_available
 
+    def tier_active_at(self, now: object) -> bool:
+        return self.tier_id is not None and (
+            self.tier_ends_at is None or self.tier_ends_at > now
+        )
+
+
+class TierChange(models.Model):
+    """An append-only record of each tier set on an account by staff."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="tier_changes"
+    )
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, blank=True)
+    reason = models.TextField(_("reason"))
+    by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("tier change")
+        verbose_name_plural = _("tier changes")
+
+    def __str__(self) -> str:
+        return f"{self.account_id} -> {self.tier_id}"
+
 
 class TransactionType(models.TextChoices):
     SIGNUP_BONUS = "signup_bonus", _("Sign-up bonus")
@@ -121,6 +190,15 @@ class Transaction(models.Model):
         _("free amount"),
         default=0,
         help_text=_("The part of the amount that moved the free points."),
+    )
+    list_cost = models.BigIntegerField(
+        _("list cost"),
+        null=True,
+        blank=True,
+        help_text=_("A turn's cost before its tier discount."),
+    )
+    discount = models.BigIntegerField(
+        _("discount"), default=0, help_text=_("Points taken off the list cost.")
     )
     balance_after = models.BigIntegerField(_("balance after"))
     version = models.BigIntegerField(_("version"))
@@ -240,6 +318,11 @@ class Hold(models.Model):
         _("free amount"),
         default=0,
         help_text=_("The part of the amount reserved from free points."),
+    )
+    discount_bps = models.PositiveIntegerField(
+        _("discount (basis points)"),
+        default=0,
+        help_text=_("The tier discount in force when the hold was placed."),
     )
     captured_amount = models.BigIntegerField(_("captured amount"), default=0)
     status = models.CharField(

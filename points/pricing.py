@@ -56,6 +56,35 @@ def completion_tokens_affordable(
     return int((left / rates.completion).to_integral_value(rounding=ROUND_FLOOR))
 
 
+BASIS_POINTS = 10_000
+
+
+def discounted(list_cost: int, discount_bps: int) -> tuple[int, int]:
+    """Return (discount, charged cost) of a list cost under a tier discount.
+
+    discount = floor(list x bps / 10000); charged = list - discount, and at least
+    one point for a cost above zero. Whole points, the same rule at hold and
+    at capture.
+    """
+    discount = list_cost * discount_bps // BASIS_POINTS
+    charged = list_cost - discount
+    if list_cost > 0 and charged < MINIMUM_COST:
+        charged = MINIMUM_COST
+    return list_cost - charged, charged
+
+
+def list_cost_affordable(points: int, discount_bps: int) -> int:
+    """Return the largest list cost whose discounted cost `points` pay for."""
+    if discount_bps == 0 or points <= 0:
+        return points
+    list_cost = points * BASIS_POINTS // (BASIS_POINTS - discount_bps)
+    while list_cost > 0 and discounted(list_cost, discount_bps)[1] > points:
+        list_cost -= 1
+    while discounted(list_cost + 1, discount_bps)[1] <= points:
+        list_cost += 1
+    return list_cost
+
+
 @dataclass(frozen=True)
 class Usage:
     """The tokens of one metered request and the rates it is charged at."""

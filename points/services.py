@@ -40,10 +40,19 @@ from points.models import (
     Hold,
     HoldStatus,
     IdempotencyRecord,
+    Tier,
+    TierChange,
     Transaction,
     TransactionType,
 )
-from points.pricing import Rates, Usage, completion_tokens_affordable, cost_of
+from points.pricing import (
+    Rates,
+    Usage,
+    completion_tokens_affordable,
+    cost_of,
+    discounted,
+    list_cost_affordable,
+)
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -287,6 +296,7 @@ def _open_hold(
     key: str | None,
     fingerprint: str,
     now: datetime,
+    discount_bps: int = 0,
 ) -> Hold:
     """Place a hold on the locked account: insert it and add it to `held`.
 
@@ -297,6 +307,7 @@ def _open_hold(
         account_id=account.pk,
         amount=amount,
         free_amount=free_amount,
+        discount_bps=discount_bps,
         description=description[:255],
         expires_at=expires_at,
         idempotency_key=key,
@@ -458,6 +469,45 @@ def _expire_overdue_holds(account: Account, now: datetime) -> int:
         account.held -= amount
         account.free_held -= free_amount
     return len(ended)
+
+
+# Tiers ------------------------------------------------------------------------------
+
+
+def _active_tier(account: Account, now: datetime) -> Tier | None:
+    """Return the locked account's tier in force at `now` (no query without one)."""
+    if not account.tier_active_at(now):
+        return None
+    return Tier.objects.filter(pk=account.tier_id).first()
+
+
+def set_tier(
+    *,
+    account: Account,
+    tier: Tier | None,
+    reason: str,
+    by_user: object,
+    ends_at: datetime | None = None,
+) -> TierChange:
+    """Set (or clear) an account's tier, until `ends_at` if given, and record why.
+
+    Turns already held keep the discount they were held with.
+    """
+    _require_account(account)
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidArgument(gettext("A reason is required to change a tier."))
+    if by_user is None or getattr(by_user, "pk", None) is None:
+        raise InvalidArgument(gettext("A tier change must name the staff user."))
+    with transaction.atomic():
+        locked = _lock_account(account.pk)
+        Account.objects.filter(pk=locked.pk).update(tier=tier, tier_ends_at=ends_at)
+        return TierChange.objects.create(
+            account=locked,
+            tier=tier,
+            reason=reason.strip(),
+            by_user=by_user,
+            ends_at=ends_at,
+        )
 
 
 # Daily free points --------------------------------------------------------------
@@ -922,6 +972,8 @@ class Reservation:
     completion_limit: int
     # True when the idempotency key was used before: `hold` is the first call's.
     replayed: bool = False
+    # The code of the tier whose discount (`hold.discount_bps`) the turn has.
+    tier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -934,6 +986,9 @@ class Settlement:
     charged: int
     uncharged: int
     remaining: int
+    # The usage's cost before the tier discount, and the discount taken off it.
+    list_cost: int = 0
+    discount: int = 0
 
 
 def turn_key(idempotency_key: str) -> str:
@@ -991,21 +1046,33 @@ def reserve(
                 replayed=True,
             )
         now = _end_overdue_holds(locked)
+        tier = _active_tier(locked, now)
+        discount_bps = tier.discount_bps if tier is not None else 0
+        # The most the answer may cost before the discount, to hold no more than
+        # the available points after it.
+        budget = list_cost_affordable(locked.available, discount_bps)
         limit = requested
-        if cost_of(
-            prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates
-        ) > (locked.available):
+        if (
+            cost_of(prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates)
+            > budget
+        ):
             limit = completion_tokens_affordable(
-                points=locked.available, prompt_tokens=prompt_tokens, rates=rates
+                points=budget, prompt_tokens=prompt_tokens, rates=rates
             )
         if limit < minimum:
-            required = cost_of(
-                prompt_tokens=prompt_tokens, completion_tokens=minimum, rates=rates
+            _discount, required = discounted(
+                cost_of(
+                    prompt_tokens=prompt_tokens, completion_tokens=minimum, rates=rates
+                ),
+                discount_bps,
             )
             refusal = _refuse(locked, key, fingerprint, "reserve", required)
         else:
-            amount = cost_of(
-                prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates
+            _discount, amount = discounted(
+                cost_of(
+                    prompt_tokens=prompt_tokens, completion_tokens=limit, rates=rates
+                ),
+                discount_bps,
             )
             hold = _open_hold(
                 locked,
@@ -1015,6 +1082,7 @@ def reserve(
                 key=key,
                 fingerprint=fingerprint,
                 now=now,
+                discount_bps=discount_bps,
             )
             _remember(locked, key, fingerprint, "reserve", hold=hold)
             return Reservation(
@@ -1023,6 +1091,7 @@ def reserve(
                 rates=rates,
                 prompt_tokens=prompt_tokens,
                 completion_limit=limit,
+                tier=tier.code if tier is not None else None,
             )
     raise refusal
 
@@ -1092,9 +1161,10 @@ def settle(
         reported=reported,
         delivered_in_full=delivered_in_full,
     )
-    cost = usage.cost
     with transaction.atomic():
         account, hold = _lock_account_and_hold(reservation.hold.pk)
+        # The discount is the one in force when the hold was placed.
+        discount, cost = discounted(usage.cost, hold.discount_bps)
         now = timezone.now()
         if hold.status == HoldStatus.OPEN and hold.expires_at > now:
             charged = min(cost, hold.amount)
@@ -1124,6 +1194,8 @@ def settle(
                 hold=hold,
                 uncharged_points=cost - charged,
                 api_key=api_key,
+                list_cost=usage.cost,
+                discount=discount,
                 **_usage_fields(usage),
             )
         else:
@@ -1156,6 +1228,8 @@ def settle(
         charged=charged,
         uncharged=cost - charged,
         remaining=account.available,
+        list_cost=usage.cost,
+        discount=discount,
     )
 
 

@@ -105,6 +105,8 @@ def test_openai_turn_is_billed_by_provider_usage(
             "completion_tokens": 45,
             "total_tokens": 168,
         },
+        "list_cost": 336,
+        "tier": None,
     }
     assert (row.prompt_tokens, row.completion_tokens, row.amount) == (123, 45, -336)
     assert (account.balance, account.held) == (STARTING_POINTS - 336, 0)
@@ -185,6 +187,8 @@ def test_openai_stream_sends_deltas_then_done_with_points_info(
             "completion_tokens": 3,
             "total_tokens": 23,
         },
+        "list_cost": 46,
+        "tier": None,
     }
     assert (row.prompt_tokens, row.completion_tokens, row.amount) == (20, 3, -46)
     assert (account.balance, account.held) == (STARTING_POINTS - 46, 0)
