@@ -32,7 +32,13 @@ def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def create_api_key(*, user: User, name: object) -> tuple[ApiKey, str]:
+def create_api_key(
+    *,
+    user: User,
+    name: object,
+    points_limit: int | None = None,
+    limit_period: str = "none",
+) -> tuple[ApiKey, str]:
     """Create a key for the user; return it and the full key, which is never stored."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidRequest(_("A key needs a name."))
@@ -54,7 +60,12 @@ def create_api_key(*, user: User, name: object) -> tuple[ApiKey, str]:
         )
         raw_key = f"eora_{prefix}_{secrets.token_urlsafe(32)}"
         key = ApiKey.objects.create(
-            user=user, name=name, prefix=prefix, key_hash=hash_key(raw_key)
+            user=user,
+            name=name,
+            prefix=prefix,
+            key_hash=hash_key(raw_key),
+            points_limit=points_limit,
+            limit_period=limit_period,
         )
     return key, raw_key
 

@@ -18,6 +18,8 @@ from accounts.models import ApiKey
 from common.api import StrictCharField
 from common.errors import ServiceError
 from common.schema import ERROR_RESPONSES, ErrorSerializer
+from points.limits import LimitPeriod
+from points.selectors import key_spending
 
 KEY_NAME_REQUIRED_MESSAGE = _("A key needs a name.")
 SESSION_ONLY_DESCRIPTION = (
@@ -76,7 +78,22 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "last_used_at",
             "revoked_at",
             "active",
+            "points_limit",
+            "limit_period",
+            "spent_in_period",
         ]
+
+    spent_in_period = serializers.SerializerMethodField(
+        help_text="Points spent through the key in its current limit period "
+        "(TIME_ZONE's day, week or month; all time for `none`), including "
+        "what its answers in progress hold."
+    )
+
+    def get_spent_in_period(self, key: ApiKey) -> int:
+        spending = self.context.get("key_spending")
+        if spending is None:
+            return key_spending([key.pk])[key.pk]
+        return spending.get(key.pk, 0)
 
 
 class ApiKeyListApi(APIView):
@@ -89,6 +106,12 @@ class ApiKeyListApi(APIView):
             validators=[RegexValidator(r"\S", message=KEY_NAME_REQUIRED_MESSAGE)],
             help_text="Any text with a non-space character; spaces around it "
             "are removed.",
+        )
+        points_limit = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=10**15
+        )
+        limit_period = serializers.ChoiceField(
+            choices=LimitPeriod.choices, required=False, default=LimitPeriod.NONE
         )
 
     class ApiKeyListOutputSerializer(serializers.Serializer):
@@ -105,9 +128,12 @@ class ApiKeyListApi(APIView):
         responses={200: ApiKeyListOutputSerializer, **ERROR_RESPONSES},
     )
     def get(self, request: Request) -> Response:
-        keys = ApiKey.objects.filter(user=request.user).order_by("-created_at")
+        keys = list(ApiKey.objects.filter(user=request.user).order_by("-created_at"))
+        spending = key_spending([key.pk for key in keys])
         return Response(
-            self.ApiKeyListOutputSerializer({"success": True, "keys": keys}).data
+            self.ApiKeyListOutputSerializer(
+                {"success": True, "keys": keys}, context={"key_spending": spending}
+            ).data
         )
 
     @extend_schema(
@@ -122,7 +148,10 @@ class ApiKeyListApi(APIView):
         payload = self.ApiKeyListInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         key, secret = create_api_key(
-            user=request.user, name=payload.validated_data["name"]
+            user=request.user,
+            name=payload.validated_data["name"],
+            points_limit=payload.validated_data.get("points_limit"),
+            limit_period=payload.validated_data["limit_period"],
         )
         return Response(
             self.CreatedApiKeySerializer(

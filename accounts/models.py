@@ -5,6 +5,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from points.limits import LimitPeriod
 from points.services import open_account
 
 
@@ -85,6 +86,18 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    points_limit = models.BigIntegerField(
+        _("points limit"),
+        null=True,
+        blank=True,
+        help_text=_("The most points chat turns through this key may spend a period."),
+    )
+    limit_period = models.CharField(
+        _("limit period"),
+        max_length=16,
+        choices=LimitPeriod.choices,
+        default=LimitPeriod.NONE,
+    )
 
     class Meta:
         verbose_name = _("API key")

@@ -319,6 +319,7 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
             turn_fingerprint(request) if request.idempotency_key is not None else ""
         ),
         description=gettext("Chat turn"),
+        api_key=request.api_key,
     )
     if reservation.replayed:
         return replay_result(reservation.hold)

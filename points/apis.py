@@ -14,7 +14,12 @@ from common.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
 from points.models import ModelRate, Transaction, TransactionType
 from points.pricing import default_rates
 from points.selectors import HISTORY_ORDERING, history
-from points.services import account_of, free_points_reset_at
+from points.services import (
+    MAX_POINTS,
+    account_of,
+    free_points_reset_at,
+    set_spending_limits,
+)
 
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
@@ -62,6 +67,60 @@ class PointsApi(APIView):
                 }
             ).data
         )
+
+
+class LimitsApi(APIView):
+    """The user's own daily and monthly limits on points spent by chat turns."""
+
+    class LimitsInputSerializer(serializers.Serializer):
+        daily = serializers.IntegerField(
+            allow_null=True,
+            min_value=1,
+            max_value=MAX_POINTS,
+            help_text="Points per day (00:00 to 00:00 in TIME_ZONE); null: none.",
+        )
+        monthly = serializers.IntegerField(
+            allow_null=True,
+            min_value=1,
+            max_value=MAX_POINTS,
+            help_text="Points per calendar month in TIME_ZONE; null: none.",
+        )
+
+    class LimitsOutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        daily = serializers.IntegerField(allow_null=True)
+        monthly = serializers.IntegerField(allow_null=True)
+
+    def _body(self, account: object) -> dict:
+        return self.LimitsOutputSerializer(
+            {
+                "success": True,
+                "daily": account.daily_limit,
+                "monthly": account.monthly_limit,
+            }
+        ).data
+
+    @extend_schema(
+        operation_id="user_limits",
+        responses={200: LimitsOutputSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(self._body(account_of(user=request.user)))
+
+    @extend_schema(
+        operation_id="user_limits_update",
+        request=LimitsInputSerializer,
+        responses={200: LimitsOutputSerializer, **ERROR_RESPONSES},
+    )
+    def put(self, request: Request) -> Response:
+        payload = self.LimitsInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        account = set_spending_limits(
+            account=account_of(user=request.user),
+            daily=payload.validated_data["daily"],
+            monthly=payload.validated_data["monthly"],
+        )
+        return Response(self._body(account))
 
 
 class TokenDetailsSerializer(serializers.Serializer):

@@ -1,6 +1,10 @@
 """The ledger's errors. Each carries a stable code, an HTTP status and its data."""
 
+from datetime import datetime
+
 from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from common.errors import ServiceError
@@ -40,6 +44,38 @@ class InsufficientPoints(PointsError):
             "current_points": self.available,
             "available": self.available,
             "required": self.required,
+        }
+
+
+SPENDING_LIMIT_MESSAGE = _(
+    "This turn would pass your spending limit. It resets at %(resets_at)s."
+)
+
+
+class SpendingLimitReached(PointsError):
+    code = "spending_limit_reached"
+    status_code = 402
+
+    def __init__(self, *, limit: int, spent: int, resets_at: datetime | None) -> None:
+        self.limit = limit
+        self.spent = spent
+        self.resets_at = resets_at
+        super().__init__(
+            SPENDING_LIMIT_MESSAGE
+            % {
+                "resets_at": (
+                    date_format(localtime(resets_at), "DATETIME_FORMAT")
+                    if resets_at
+                    else "-"
+                )
+            }
+        )
+
+    def details(self) -> dict[str, object]:
+        return {
+            "limit": self.limit,
+            "spent": self.spent,
+            "resets_at": self.resets_at.isoformat() if self.resets_at else None,
         }
 
 

@@ -79,6 +79,10 @@ class Account(models.Model):
         verbose_name=_("tier"),
     )
     tier_ends_at = models.DateTimeField(_("tier ends at"), null=True, blank=True)
+    # The user's own limits on points spent by chat turns (TIME_ZONE's days and
+    # months); None for no limit.
+    daily_limit = models.BigIntegerField(_("daily limit"), null=True, blank=True)
+    monthly_limit = models.BigIntegerField(_("monthly limit"), null=True, blank=True)
     last_updated = models.DateTimeField(_("last updated"), default=timezone.now)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
@@ -323,6 +327,15 @@ class Hold(models.Model):
         _("discount (basis points)"),
         default=0,
         help_text=_("The tier discount in force when the hold was placed."),
+    )
+    api_key = models.ForeignKey(
+        "accounts.ApiKey",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("API key"),
+        help_text=_("The key whose request placed the hold."),
     )
     captured_amount = models.BigIntegerField(_("captured amount"), default=0)
     status = models.CharField(

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Model
+from django.db.models import Model, Sum
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 
@@ -34,7 +34,9 @@ from points.exceptions import (
     InsufficientPoints,
     InvalidAmount,
     InvalidArgument,
+    SpendingLimitReached,
 )
+from points.limits import LimitPeriod, period_bounds
 from points.models import (
     Account,
     Hold,
@@ -297,6 +299,7 @@ def _open_hold(
     fingerprint: str,
     now: datetime,
     discount_bps: int = 0,
+    api_key: object | None = None,
 ) -> Hold:
     """Place a hold on the locked account: insert it and add it to `held`.
 
@@ -308,6 +311,7 @@ def _open_hold(
         amount=amount,
         free_amount=free_amount,
         discount_bps=discount_bps,
+        api_key=api_key,
         description=description[:255],
         expires_at=expires_at,
         idempotency_key=key,
@@ -469,6 +473,70 @@ def _expire_overdue_holds(account: Account, now: datetime) -> int:
         account.held -= amount
         account.free_held -= free_amount
     return len(ended)
+
+
+# Spending limits ----------------------------------------------------------------------
+#
+# Counted under the account lock that the hold is placed under: the chat_usage
+# rows of the period plus every open hold (of the key, for a key's limit), so
+# that turns racing each other cannot pass a limit together.
+
+
+def spent_in_period(
+    account: Account, *, since: datetime | None, api_key_id: int | None = None
+) -> int:
+    """Return the points chat turns spent since `since` plus what they hold now."""
+    rows = Transaction.objects.filter(
+        account_id=account.pk, type=TransactionType.CHAT_USAGE
+    )
+    holds = Hold.objects.filter(account_id=account.pk, status=HoldStatus.OPEN)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if api_key_id is not None:
+        rows = rows.filter(api_key_id=api_key_id)
+        holds = holds.filter(api_key_id=api_key_id)
+    charged = rows.aggregate(total=Sum("amount"))["total"] or 0
+    held = holds.aggregate(total=Sum("amount"))["total"] or 0
+    return held - charged
+
+
+def _spending_limit_refusal(
+    account: Account, *, api_key: object | None, amount: int, now: datetime
+) -> SpendingLimitReached | None:
+    limits: list[tuple[int, str, int | None]] = [
+        (limit, period, None)
+        for limit, period in (
+            (account.daily_limit, LimitPeriod.DAILY),
+            (account.monthly_limit, LimitPeriod.MONTHLY),
+        )
+        if limit is not None
+    ]
+    key_limit = getattr(api_key, "points_limit", None)
+    if key_limit is not None:
+        limits.append((key_limit, api_key.limit_period, api_key.pk))
+    for limit, period, api_key_id in limits:
+        since, resets_at = period_bounds(period, now)
+        spent = spent_in_period(account, since=since, api_key_id=api_key_id)
+        if spent + amount > limit:
+            return SpendingLimitReached(limit=limit, spent=spent, resets_at=resets_at)
+    return None
+
+
+def set_spending_limits(
+    *, account: Account, daily: int | None, monthly: int | None
+) -> Account:
+    """Set the account's daily and monthly limits on points spent (None: none)."""
+    _require_account(account)
+    for name, value in (("daily", daily), ("monthly", monthly)):
+        if value is not None:
+            _require_points(value, name=name)
+    with transaction.atomic():
+        locked = _lock_account(account.pk)
+        Account.objects.filter(pk=locked.pk).update(
+            daily_limit=daily, monthly_limit=monthly
+        )
+        locked.daily_limit, locked.monthly_limit = daily, monthly
+        return locked
 
 
 # Tiers ------------------------------------------------------------------------------
@@ -1009,8 +1077,13 @@ def reserve(
     request_fingerprint: str = "",
     description: str = "",
     ttl_seconds: int | None = None,
+    api_key: object | None = None,
 ) -> Reservation:
     """Hold the most a turn may cost, under one lock of the account.
+
+    A turn whose hold would pass the account's daily or monthly limit, or the
+    limit of `api_key` (the key the request came with), is refused with
+    `SpendingLimitReached` before anything is held.
 
     The answer may run to `completion_tokens`; when the available points cannot
     pay for that, the limit is lowered to what they pay for, and below
@@ -1074,25 +1147,30 @@ def reserve(
                 ),
                 discount_bps,
             )
-            hold = _open_hold(
-                locked,
-                amount=amount,
-                description=description,
-                expires_at=now + timedelta(seconds=ttl),
-                key=key,
-                fingerprint=fingerprint,
-                now=now,
-                discount_bps=discount_bps,
+            refusal = _spending_limit_refusal(
+                locked, api_key=api_key, amount=amount, now=now
             )
-            _remember(locked, key, fingerprint, "reserve", hold=hold)
-            return Reservation(
-                hold=hold,
-                model=model,
-                rates=rates,
-                prompt_tokens=prompt_tokens,
-                completion_limit=limit,
-                tier=tier.code if tier is not None else None,
-            )
+            if refusal is None:
+                hold = _open_hold(
+                    locked,
+                    amount=amount,
+                    description=description,
+                    expires_at=now + timedelta(seconds=ttl),
+                    key=key,
+                    fingerprint=fingerprint,
+                    now=now,
+                    discount_bps=discount_bps,
+                    api_key=api_key,
+                )
+                _remember(locked, key, fingerprint, "reserve", hold=hold)
+                return Reservation(
+                    hold=hold,
+                    model=model,
+                    rates=rates,
+                    prompt_tokens=prompt_tokens,
+                    completion_limit=limit,
+                    tier=tier.code if tier is not None else None,
+                )
     raise refusal
 
 
