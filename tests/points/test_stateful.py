@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -66,6 +68,7 @@ class ModelHold:
     amount: int
     expires_at: datetime
     status: str = HoldStatus.OPEN
+    free_amount: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,16 @@ class LedgerMachine(RuleBasedStateMachine):
             is_staff=True,
         )
         self.account = user.points_account
-        self.balance = SIGNUP_BONUS
+        # With daily free points, the account's first lock (by the sign-up
+        # bonus) tops them up first.
+        self.allowance = settings.DAILY_FREE_POINTS
+        self.balance = SIGNUP_BONUS + self.allowance
         self.held = 0
-        self.total_earned = SIGNUP_BONUS
+        self.free_balance = self.allowance
+        self.free_held = 0
+        self.total_earned = SIGNUP_BONUS + self.allowance
         self.total_spent = 0
-        self.version = 1
+        self.version = 1 + (1 if self.allowance else 0)
         self.model_holds: dict[int, ModelHold] = {}
         self.keyed_calls: dict[str, KeyedCall] = {}
         self.keys = itertools.count(1)
@@ -126,6 +134,14 @@ class LedgerMachine(RuleBasedStateMachine):
     @property
     def available(self) -> int:
         return self.balance - self.held
+
+    @property
+    def free_available(self) -> int:
+        return self.free_balance - self.free_held
+
+    @property
+    def paid_available(self) -> int:
+        return self.available - self.free_available
 
     def post(self, amount: int) -> None:
         self.balance += amount
@@ -158,11 +174,28 @@ class LedgerMachine(RuleBasedStateMachine):
         for hold in due:
             hold.status = HoldStatus.EXPIRED
             self.held -= hold.amount
+            self.free_held -= hold.free_amount
         return len(due)
 
     def move_clock(self, to: datetime) -> None:
+        """Move the clock; on a new day (KST), refresh the free points at once.
+
+        So that no other rule meets a day change still to be applied.
+        """
+        new_day = timezone.localdate(to) != timezone.localdate(self.now)
         self.now = to
         self.coordinates.move_to(to)
+        if new_day and (self.allowance or self.free_available):
+            services.refresh_free_points(account=self.account)
+            self.expire_overdue_model_holds()
+            expired = self.free_available
+            if expired:
+                self.free_balance -= expired
+                self.post(-expired)
+            top_up = self.allowance - self.free_balance
+            if top_up > 0:
+                self.free_balance += top_up
+                self.post(top_up)
 
     # Talking to the services ----------------------------------------------------
 
@@ -242,6 +275,8 @@ class LedgerMachine(RuleBasedStateMachine):
             self.refuse_for_lack_of_points("debit", amount, amount, key)
             return
         entry = services.debit(account=self.account, amount=amount, idempotency_key=key)
+        # Free points first.
+        self.free_balance -= min(amount, self.free_available)
         self.post(-amount)
         assert (entry.amount, entry.balance_after) == (-amount, self.balance)
         self.remember(key, "debit", amount, entry.pk)
@@ -257,8 +292,13 @@ class LedgerMachine(RuleBasedStateMachine):
         hold = services.place_hold(
             account=self.account, amount=amount, idempotency_key=key, ttl_seconds=ttl
         )
-        self.model_holds[hold.pk] = ModelHold(amount, self.now + timedelta(seconds=ttl))
+        free_amount = min(amount, self.free_available)
+        self.model_holds[hold.pk] = ModelHold(
+            amount, self.now + timedelta(seconds=ttl), free_amount=free_amount
+        )
         self.held += amount
+        self.free_held += free_amount
+        assert Hold.objects.get(pk=hold.pk).free_amount == free_amount
         self.remember(key, "place_hold", amount, hold.pk, ttl)
         return hold.pk
 
@@ -287,6 +327,8 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         charged = min(cost, hold.amount)
         self.held -= hold.amount
+        self.free_held -= hold.free_amount
+        self.free_balance -= min(charged, hold.free_amount)
         self.post(-charged)
         hold.status = HoldStatus.CAPTURED
         assert (entry.amount, entry.uncharged_points, entry.hold_id) == (
@@ -306,6 +348,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         services.release_hold(hold=Hold.objects.get(pk=hold_pk))
         self.held -= hold.amount
+        self.free_held -= hold.free_amount
         hold.status = HoldStatus.RELEASED
 
     @rule(hold_pk=holds, extra_seconds=st.integers(min_value=0, max_value=120))
@@ -316,6 +359,14 @@ class LedgerMachine(RuleBasedStateMachine):
         expired = services.expire_holds()
 
         assert expired == self.expire_overdue_model_holds()
+
+    @rule(extra_seconds=st.integers(min_value=0, max_value=2))
+    def next_day(self, extra_seconds: int) -> None:
+        # 00:00 KST (15:00 UTC) of the next day, give or take a second or two.
+        midnight = (self.now - timedelta(hours=15)).replace(
+            hour=15, minute=0, second=0, microsecond=0
+        ) + timedelta(days=1)
+        self.move_clock(max(self.now, midnight + timedelta(seconds=extra_seconds)))
 
     @rule(seconds=PAUSES)
     def let_time_pass(self, seconds: int) -> None:
@@ -336,6 +387,8 @@ class LedgerMachine(RuleBasedStateMachine):
             by_user=self.staff,
             idempotency_key=key,
         )
+        # Staff take paid points first, then free ones.
+        self.free_balance += min(0, delta + self.paid_available)
         self.post(delta)
         assert (entry.amount, entry.created_by_id) == (delta, self.staff.pk)
         self.remember(key, "adjust", delta, entry.pk)
@@ -410,6 +463,8 @@ class LedgerMachine(RuleBasedStateMachine):
             account.total_earned,
             account.total_spent,
             account.version,
+            account.free_balance,
+            account.free_held,
         ) == (
             self.balance,
             self.held,
@@ -417,6 +472,8 @@ class LedgerMachine(RuleBasedStateMachine):
             self.total_earned,
             self.total_spent,
             self.version,
+            self.free_balance,
+            self.free_held,
         )
 
     @invariant()
@@ -432,8 +489,17 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.django_db
-@override_settings(SIGNUP_BONUS_POINTS=SIGNUP_BONUS)
-def test_ledger_agrees_with_model_after_any_sequence_of_operations() -> None:
+@pytest.mark.parametrize("daily_free_points", [0, 400])
+def test_ledger_agrees_with_model_after_any_sequence_of_operations(
+    daily_free_points: int,
+) -> None:
+    with override_settings(
+        SIGNUP_BONUS_POINTS=SIGNUP_BONUS, DAILY_FREE_POINTS=daily_free_points
+    ):
+        run_ledger_machine()
+
+
+def run_ledger_machine() -> None:
     run_state_machine_as_test(
         LedgerMachine,
         settings=hypothesis_settings(
