@@ -42,6 +42,12 @@ class Tier(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def discount_percent(self) -> str:
+        """Return the discount in percent, as written: "10", "10.5"."""
+        text = f"{Decimal(self.discount_bps) / 100:f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
 
 class Account(models.Model):
     """One user's points. Changed only by `points.services`, under a row lock."""

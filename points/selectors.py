@@ -6,7 +6,14 @@ from django.db.models import Case, F, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from points.limits import LimitPeriod, period_bounds
-from points.models import Account, Hold, HoldStatus, Transaction, TransactionType
+from points.models import (
+    Account,
+    Hold,
+    HoldStatus,
+    Tier,
+    Transaction,
+    TransactionType,
+)
 
 # Versions are unique per account: a page boundary never falls between equals.
 HISTORY_ORDERING = ("-version",)
@@ -71,3 +78,10 @@ def key_spending(key_ids: list[int]) -> dict[int, int]:
     for row in held:
         spent[row["api_key_id"]] = spent.get(row["api_key_id"], 0) + row["total"]
     return {key_id: spent.get(key_id, 0) for key_id in key_ids}
+
+
+def active_tier(account: Account) -> Tier | None:
+    """Return the account's tier if it is in force now."""
+    if not account.tier_active_at(timezone.now()):
+        return None
+    return Tier.objects.filter(pk=account.tier_id).first()

@@ -3,7 +3,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from points.selectors import history, open_holds
+from points.selectors import active_tier, history, open_holds
 from points.services import account_of
 
 HISTORY_PAGE_SIZE = 20
@@ -22,5 +22,6 @@ def overview(request: HttpRequest) -> HttpResponse:
             "account": account,
             "page": page,
             "open_holds": open_holds(account),
+            "tier": active_tier(account),
         },
     )

@@ -272,3 +272,21 @@ def test_stream_under_wsgi_is_sent_whole_as_events(signed_in: Client) -> None:
     events = read_events(response.content)
     assert [name for name, _ in events] == ["delta", "done"]
     assert events[0][1]["text"] == events[1][1]["response"]
+
+
+def test_chat_points_info_carries_list_cost_and_tier(
+    signed_in: Client, user, staff_user
+) -> None:
+    from points.models import Tier
+    from points.services import set_tier
+
+    gold = Tier.objects.create(code="gold", name="Gold", discount_bps=2_500)
+    set_tier(account=user.points_account, tier=gold, reason="test", by_user=staff_user)
+
+    info = post(signed_in, {"message": "안녕하세요!"}).json()["points_info"]
+
+    row = Transaction.objects.get(account__user=user, type=TransactionType.CHAT_USAGE)
+    list_cost = 2 * info["token_usage"]["total_tokens"]
+    assert (info["list_cost"], info["tier"]) == (list_cost, "gold")
+    assert info["deducted"] == list_cost - list_cost * 2_500 // 10_000
+    assert (row.list_cost, -row.amount) == (list_cost, info["deducted"])
