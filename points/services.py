@@ -607,8 +607,6 @@ def _refresh_free_points(account: Account) -> None:
     today = timezone.localdate(now)
     if not _free_points_due(account, today):
         return
-    if account.held > 0:
-        _expire_overdue_holds(account, now)
     expired = account.free_available
     if expired > 0:
         _post(

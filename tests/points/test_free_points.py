@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from accounts.models import User
 from points import services
-from points.models import Account, HoldStatus, Transaction, TransactionType
+from points.models import Account, Hold, HoldStatus, Transaction, TransactionType
 
 ALLOWANCE = 1000
 # 23:59:59 and 00:00:00 of 2 December 2026 in Asia/Seoul (UTC+9).
@@ -184,3 +184,18 @@ def test_twenty_first_requests_at_midnight_grant_once(
     assert results == [ALLOWANCE] * 20
     assert len(rows(account, "free_expiry")) == 1
     assert len(rows(account, "daily_free")) == 2
+
+
+def test_expirer_at_midnight_counts_the_holds_it_ends(
+    make_user: Callable[..., User],
+) -> None:
+    with time_machine.travel(LAST_SECOND, tick=False):
+        account = make_user().points_account
+        hold = services.place_hold(account=account, amount=300, ttl_seconds=1)
+    with time_machine.travel(MIDNIGHT, tick=False):
+        expired = services.expire_holds()
+
+    assert expired == 1
+    assert Hold.objects.get(pk=hold.pk).status == HoldStatus.EXPIRED
+    assert [row.amount for row in rows(account, "free_expiry")] == [-700]
+    assert fresh(account).free_available == ALLOWANCE

@@ -187,7 +187,6 @@ class LedgerMachine(RuleBasedStateMachine):
         self.coordinates.move_to(to)
         if new_day and (self.allowance or self.free_available):
             services.refresh_free_points(account=self.account)
-            self.expire_overdue_model_holds()
             expired = self.free_available
             if expired:
                 self.free_balance -= expired
