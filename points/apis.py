@@ -29,7 +29,9 @@ SINCE_NOT_BEFORE_UNTIL_MESSAGE = _("`since` must be before `until`.")
 class PointsApi(APIView):
     class PointsSummarySerializer(serializers.Serializer):
         success = serializers.BooleanField()
-        points = serializers.IntegerField(help_text="The balance.")
+        points = serializers.IntegerField(
+            help_text="Total available points: the balance less open holds."
+        )
         available = serializers.IntegerField(help_text="Balance less open holds.")
         held = serializers.IntegerField(help_text="Reserved for answers in progress.")
         total_earned = serializers.IntegerField()
@@ -55,7 +57,7 @@ class PointsApi(APIView):
             self.PointsSummarySerializer(
                 {
                     "success": True,
-                    "points": account.balance,
+                    "points": account.available,
                     "available": account.available,
                     "held": account.held,
                     "total_earned": account.total_earned,

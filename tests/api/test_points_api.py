@@ -37,10 +37,12 @@ def test_points_in_seed_shape(api: APIClient, user) -> None:
     assert body["last_updated"]
 
 
-def test_points_reflect_open_hold(api: APIClient, user) -> None:
+def test_points_field_is_total_available_under_open_hold(
+    api: APIClient, user
+) -> None:
     services.place_hold(account=user.points_account, amount=500)
     body = api.get("/api/user/points").json()
-    assert (body["points"], body["available"], body["held"]) == (100_000, 99_500, 500)
+    assert (body["points"], body["available"], body["held"]) == (99_500, 99_500, 500)
 
 
 def test_history_in_seed_shape_newest_first(api: APIClient, user) -> None:
