@@ -87,11 +87,26 @@ class LimitsApi(APIView):
             max_value=MAX_POINTS,
             help_text="Points per calendar month in TIME_ZONE; null: none.",
         )
+        alert_below = serializers.IntegerField(
+            allow_null=True,
+            required=False,
+            default=None,
+            min_value=1,
+            max_value=MAX_POINTS,
+            help_text=(
+                "Alert (header notice and email, once per crossing) when available"
+                " points fall below this; null or absent: none."
+            ),
+        )
 
     class LimitsOutputSerializer(serializers.Serializer):
         success = serializers.BooleanField()
         daily = serializers.IntegerField(allow_null=True)
         monthly = serializers.IntegerField(allow_null=True)
+        alert_below = serializers.IntegerField(allow_null=True)
+        alert = serializers.BooleanField(
+            help_text="Available points are below `alert_below` now."
+        )
 
     def _body(self, account: object) -> dict:
         return self.LimitsOutputSerializer(
@@ -99,6 +114,8 @@ class LimitsApi(APIView):
                 "success": True,
                 "daily": account.daily_limit,
                 "monthly": account.monthly_limit,
+                "alert_below": account.alert_below,
+                "alert": account.alert,
             }
         ).data
 
@@ -121,6 +138,7 @@ class LimitsApi(APIView):
             account=account_of(user=request.user),
             daily=payload.validated_data["daily"],
             monthly=payload.validated_data["monthly"],
+            alert_below=payload.validated_data["alert_below"],
         )
         return Response(self._body(account))
 

@@ -89,6 +89,10 @@ class Account(models.Model):
     # months); None for no limit.
     daily_limit = models.BigIntegerField(_("daily limit"), null=True, blank=True)
     monthly_limit = models.BigIntegerField(_("monthly limit"), null=True, blank=True)
+    # The user's alert threshold: once per crossing below it (set under the
+    # ledger lock by a debit, cleared by a credit back to it) `alert` is set.
+    alert_below = models.BigIntegerField(_("alert below"), null=True, blank=True)
+    alert = models.BooleanField(_("low points alert"), default=False)
     last_updated = models.DateTimeField(_("last updated"), default=timezone.now)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 

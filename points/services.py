@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import TypeVar
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Model, Sum
 from django.utils import timezone, translation
@@ -420,10 +422,11 @@ def _post(
     else:
         account.total_spent -= amount
     account.last_updated = now
+    _update_alert(account, type=type, amount=amount)
     _execute(
         "UPDATE points_account SET balance = %s, held = %s, free_balance = %s,"
         " free_held = %s, version = %s, total_earned = %s, total_spent = %s,"
-        " last_updated = %s WHERE id = %s",
+        " alert = %s, last_updated = %s WHERE id = %s",
         [
             account.balance,
             account.held,
@@ -432,6 +435,7 @@ def _post(
             account.version,
             account.total_earned,
             account.total_spent,
+            account.alert,
             connection.ops.adapt_datetimefield_value(now),
             account.pk,
         ],
@@ -449,6 +453,53 @@ def _post(
     )
     _insert(entry)
     return entry
+
+
+# Alert threshold ----------------------------------------------------------------------
+
+
+def _update_alert(account: Account, *, type: str, amount: int) -> None:
+    """Set or clear the locked account's alert flag for one ledger row.
+
+    A debit that takes the available points below `alert_below` sets the flag
+    and schedules one email; a credit back to the threshold or above clears it.
+    Free points expiring at midnight are not a spend and set nothing.
+    """
+    if account.alert_below is None:
+        return
+    below = account.available < account.alert_below
+    if (
+        amount < 0
+        and below
+        and not account.alert
+        and type != TransactionType.FREE_EXPIRY
+    ):
+        account.alert = True
+        transaction.on_commit(partial(send_alert_email, account.pk))
+    elif amount > 0 and not below and account.alert:
+        account.alert = False
+
+
+ALERT_EMAIL_SUBJECT = gettext_noop("Your EORA points are running low")
+ALERT_EMAIL_BODY = gettext_noop(
+    "You have %(available)s points left, below your alert of %(threshold)s points."
+)
+
+
+def send_alert_email(account_id: int) -> None:
+    """Email the user that their available points fell below their alert."""
+    account = Account.objects.select_related("user").get(pk=account_id)
+    address = getattr(account.user, "email", "")
+    if not address or account.alert_below is None:
+        return
+    with translation.override(settings.LANGUAGE_CODE):
+        send_mail(
+            gettext(ALERT_EMAIL_SUBJECT),
+            gettext(ALERT_EMAIL_BODY)
+            % {"available": account.available, "threshold": account.alert_below},
+            None,
+            [address],
+        )
 
 
 def _expire_overdue_holds(account: Account, now: datetime) -> int:
@@ -523,19 +574,36 @@ def _spending_limit_refusal(
 
 
 def set_spending_limits(
-    *, account: Account, daily: int | None, monthly: int | None
+    *,
+    account: Account,
+    daily: int | None,
+    monthly: int | None,
+    alert_below: int | None = None,
 ) -> Account:
-    """Set the account's daily and monthly limits on points spent (None: none)."""
+    """Set the account's limits on points spent and its alert threshold (None: none).
+
+    The alert flag follows the points available now, without an email: only a
+    later debit that crosses the threshold sends one.
+    """
     _require_account(account)
-    for name, value in (("daily", daily), ("monthly", monthly)):
+    for name, value in (
+        ("daily", daily),
+        ("monthly", monthly),
+        ("alert_below", alert_below),
+    ):
         if value is not None:
             _require_points(value, name=name)
     with transaction.atomic():
         locked = _lock_account(account.pk)
+        alert = alert_below is not None and locked.available < alert_below
         Account.objects.filter(pk=locked.pk).update(
-            daily_limit=daily, monthly_limit=monthly
+            daily_limit=daily,
+            monthly_limit=monthly,
+            alert_below=alert_below,
+            alert=alert,
         )
         locked.daily_limit, locked.monthly_limit = daily, monthly
+        locked.alert_below, locked.alert = alert_below, alert
         return locked
 
 
