@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 
@@ -42,9 +43,10 @@ from billing.exceptions import (
     RefundRefused,
 )
 from billing.models import DisputeStatus, Order, OrderStatus, PointPack, Provider
+from points import selectors as ledger_selectors
 from points import services as ledger
 from points.models import TransactionType
-from points.pricing import reversal_for
+from points.pricing import purchase_bonus, reversal_for
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +91,15 @@ def create_order(*, user: User, pack_id: int) -> tuple[Order, str]:
     pack = PointPack.objects.filter(pk=pack_id, active=True).first()
     if pack is None:
         raise PackNotFound()
+    # The tier in force now sets the order's bonus, kept on the order.
+    tier = ledger_selectors.active_tier(ledger.account_of(user=user))
+    tier_bonus = purchase_bonus(pack.points, tier.purchase_bonus_bps) if tier else 0
     order = Order.objects.create(
         user=user,
         pack=pack,
         pack_name=pack.name,
         points=pack.points,
-        bonus_points=pack.bonus_points,
+        bonus_points=pack.bonus_points + tier_bonus,
         amount=pack.price,
         currency=pack.currency,
         provider=Provider.STRIPE,
@@ -220,6 +225,15 @@ def _credit(order: Order, payment: gateway.Payment) -> None:
     order.paid_at = timezone.now()
     order.receipt_url = payment.receipt_url
     order.problem = ""
+    paid_before = (
+        Order.objects.filter(user=order.user_id, status=OrderStatus.PAID)
+        .exclude(pk=order.pk)
+        .aggregate(total=Sum("amount"))["total"]
+    )
+    ledger.promote_for_purchases(
+        account=ledger.account_of(user=order.user),
+        total_paid=(paid_before or 0) + order.amount,
+    )
 
 
 def _mismatches(order: Order, payment: gateway.Payment) -> list[str]:

@@ -26,6 +26,15 @@ class Tier(models.Model):
     purchase_bonus_bps = models.PositiveIntegerField(
         _("purchase bonus (basis points)"), default=0
     )
+    purchase_threshold = models.BigIntegerField(
+        _("purchase threshold"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Total of paid orders (minor units) that gives this tier automatically;"
+            " empty: set by staff only."
+        ),
+    )
     order = models.PositiveIntegerField(_("order"), default=0)
 
     class Meta:
@@ -159,8 +168,13 @@ class TierChange(models.Model):
     )
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, blank=True)
     reason = models.TextField(_("reason"))
+    # None for an automatic change (purchases reached a tier's threshold).
     by_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
     )
     ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)

@@ -73,6 +73,11 @@ def discounted(list_cost: int, discount_bps: int) -> tuple[int, int]:
     return list_cost - charged, charged
 
 
+def purchase_bonus(points: int, bonus_bps: int) -> int:
+    """Return a tier's bonus on an order of `points`: floor(points x bps / 10000)."""
+    return points * bonus_bps // BASIS_POINTS
+
+
 def list_cost_affordable(points: int, discount_bps: int) -> int:
     """Return the largest list cost whose discounted cost `points` pay for."""
     if discount_bps == 0 or points <= 0:

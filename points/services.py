@@ -622,17 +622,18 @@ def set_tier(
     account: Account,
     tier: Tier | None,
     reason: str,
-    by_user: object,
+    by_user: object | None,
     ends_at: datetime | None = None,
 ) -> TierChange:
     """Set (or clear) an account's tier, until `ends_at` if given, and record why.
 
-    Turns already held keep the discount they were held with.
+    `by_user` is the staff user, or None for an automatic change. Turns already
+    held keep the discount they were held with.
     """
     _require_account(account)
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidArgument(gettext("A reason is required to change a tier."))
-    if by_user is None or getattr(by_user, "pk", None) is None:
+    if by_user is not None and getattr(by_user, "pk", None) is None:
         raise InvalidArgument(gettext("A tier change must name the staff user."))
     with transaction.atomic():
         locked = _lock_account(account.pk)
@@ -643,6 +644,37 @@ def set_tier(
             reason=reason.strip(),
             by_user=by_user,
             ends_at=ends_at,
+        )
+
+
+def _tier_rank(tier: Tier) -> tuple[int, int]:
+    return (tier.order, tier.purchase_threshold or 0)
+
+
+def promote_for_purchases(*, account: Account, total_paid: int) -> TierChange | None:
+    """Give the account the highest tier whose purchase threshold `total_paid` reaches.
+
+    Only an upgrade: an account whose tier in force ranks as high or higher
+    (by `order`, then threshold) keeps it, whoever set it.
+    """
+    _require_account(account)
+    with transaction.atomic():
+        locked = _lock_account(account.pk)
+        reached = (
+            Tier.objects.filter(purchase_threshold__lte=total_paid)
+            .order_by("-order", "-purchase_threshold")
+            .first()
+        )
+        if reached is None:
+            return None
+        current = _active_tier(locked, timezone.now())
+        if current is not None and _tier_rank(current) >= _tier_rank(reached):
+            return None
+        return set_tier(
+            account=locked,
+            tier=reached,
+            reason=f"automatic: purchases reached {reached.purchase_threshold}",
+            by_user=None,
         )
 
 

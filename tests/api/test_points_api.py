@@ -37,9 +37,7 @@ def test_points_in_seed_shape(api: APIClient, user) -> None:
     assert body["last_updated"]
 
 
-def test_points_field_is_total_available_under_open_hold(
-    api: APIClient, user
-) -> None:
+def test_points_field_is_total_available_under_open_hold(api: APIClient, user) -> None:
     services.place_hold(account=user.points_account, amount=500)
     body = api.get("/api/user/points").json()
     assert (body["points"], body["available"], body["held"]) == (99_500, 99_500, 500)
