@@ -18,6 +18,7 @@ from common.errors import ServiceError
 from common.http import Throttled
 from common.rendering import page_message
 from common.throttles import ConfiguredRateThrottle
+from points.selectors import key_spending
 
 SIGNUP_THROTTLED_MESSAGE = gettext_lazy(
     "Too many sign-up attempts from your network. Please try again later."
@@ -126,7 +127,10 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         if request.method == "GET"
         else None
     )
-    keys = ApiKey.objects.filter(user=request.user).order_by("-created_at")
+    keys = list(ApiKey.objects.filter(user=request.user).order_by("-created_at"))
+    spending = key_spending([key.pk for key in keys])
+    for key in keys:
+        key.spent_in_period = spending.get(key.pk, 0)
     return render(
         request,
         "accounts/api_keys.html",

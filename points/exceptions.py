@@ -71,6 +71,9 @@ class SpendingLimitReached(PointsError):
             }
         )
 
+    def page_link(self) -> tuple[str, str] | None:
+        return reverse("points:limits"), str(_("Change my limits"))
+
     def details(self) -> dict[str, object]:
         return {
             "limit": self.limit,

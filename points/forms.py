@@ -25,3 +25,17 @@ class AdjustmentForm(forms.Form):
         if not reason:
             raise forms.ValidationError(_("A reason is required."))
         return reason
+
+
+class LimitsForm(forms.Form):
+    """The user's own limits on points spent, and the low-balance alert."""
+
+    daily = forms.IntegerField(
+        label=_("Daily limit (points)"), required=False, min_value=1
+    )
+    monthly = forms.IntegerField(
+        label=_("Monthly limit (points)"), required=False, min_value=1
+    )
+    alert_below = forms.IntegerField(
+        label=_("Alert me below (points)"), required=False, min_value=1
+    )

@@ -4,4 +4,7 @@ from points import views
 
 app_name = "points"
 
-urlpatterns = [path("", views.overview, name="overview")]
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("limits/", views.limits, name="limits"),
+]

@@ -1,10 +1,14 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
 
+from points.forms import LimitsForm
 from points.selectors import active_tier, history, open_holds
-from points.services import account_of
+from points.services import account_of, set_spending_limits
 
 HISTORY_PAGE_SIZE = 20
 
@@ -25,3 +29,28 @@ def overview(request: HttpRequest) -> HttpResponse:
             "tier": active_tier(account),
         },
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def limits(request: HttpRequest) -> HttpResponse:
+    """Show and change the user's spending limits and low-balance alert."""
+    account = account_of(user=request.user)
+    form = LimitsForm(
+        request.POST or None,
+        initial={
+            "daily": account.daily_limit,
+            "monthly": account.monthly_limit,
+            "alert_below": account.alert_below,
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        set_spending_limits(
+            account=account,
+            daily=form.cleaned_data["daily"],
+            monthly=form.cleaned_data["monthly"],
+            alert_below=form.cleaned_data["alert_below"],
+        )
+        messages.success(request, _("Your limits are saved."))
+        return redirect("points:limits")
+    return render(request, "points/limits.html", {"form": form, "account": account})
