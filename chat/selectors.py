@@ -16,7 +16,11 @@ def conversations_for(user: object) -> QuerySet[Conversation]:
 
 
 def messages_of(conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.order_by("created_at", "id")
+    """Return the conversation's messages in order, each with its ledger row
+    (whose list cost the page shows beside a discounted charge)."""
+    return conversation.messages.select_related("transaction").order_by(
+        "created_at", "id"
+    )
 
 
 def conversation_for(user: object, conversation_id: object) -> Conversation:

@@ -43,6 +43,7 @@ from points import services as ledger
 from points.exceptions import HoldNotOpen
 from points.models import Account, Hold, HoldStatus, Transaction
 from points.pricing import Quote, quote, rates_for
+from points.selectors import active_tier
 from points.services import Reservation, Settlement, TokenCount
 from points.tokens import count_chat_tokens, count_tokens
 
@@ -288,11 +289,13 @@ def estimate_turn(request: TurnRequest) -> Quote:
     text, model, conversation = _validated(request)
     _messages, prompt_tokens, limit = _context(request, conversation, text, model)
     account = Account.objects.filter(user=request.user).first()
+    tier = active_tier(account) if account else None
     return quote(
         prompt_tokens=prompt_tokens,
         completion_limit=limit,
         rates=rates_for(model),
         available=account.available if account else 0,
+        discount_bps=tier.discount_bps if tier else 0,
     )
 
 

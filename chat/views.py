@@ -42,7 +42,9 @@ from chat.streaming import Failed, complete_turn
 from common.errors import ServiceError
 from common.http import NotAuthenticated, json_object
 from common.rendering import error_response, page_message
-from points.pricing import rates_for
+from points.pricing import discounted_rate, rates_for
+from points.selectors import active_tier
+from points.services import account_of
 
 SIDEBAR_CONVERSATIONS = 30
 SEARCH_MAX_LENGTH = 100
@@ -88,8 +90,9 @@ def _per_thousand(rate: Decimal) -> str:
     return format((rate * PRICE_UNIT_TOKENS).normalize(), ",f")
 
 
-def model_choices() -> list[ModelChoice]:
-    """Return the models users may choose, each labelled with its price."""
+def model_choices(discount_bps: int = 0) -> list[ModelChoice]:
+    """Return the models users may choose, each labelled with its price, and
+    with the user's own price beside it under a tier discount."""
     choices = []
     for model in available_models():
         rates = rates_for(model)
@@ -106,6 +109,18 @@ def model_choices() -> list[ModelChoice]:
             label = _(
                 "%(model)s · per 1,000 tokens: %(prompt)s points in, %(completion)s out"
             ) % {"model": model, "prompt": prompt, "completion": completion}
+        if discount_bps:
+            yours = (
+                _per_thousand(discounted_rate(rates.prompt, discount_bps)),
+                _per_thousand(discounted_rate(rates.completion, discount_bps)),
+            )
+            if yours[0] == yours[1]:
+                label += " " + _("(yours: %(points)s)") % {"points": yours[0]}
+            else:
+                label += " " + _("(yours: %(prompt)s in, %(completion)s out)") % {
+                    "prompt": yours[0],
+                    "completion": yours[1],
+                }
         choices.append(ModelChoice(model, label))
     return choices
 
@@ -122,6 +137,9 @@ def _conversation_model(chat_messages: list[Message]) -> str:
 def _page_context(request: HttpRequest, conversation: Conversation | None) -> dict:
     chat_messages = list(messages_of(conversation)) if conversation else []
     sidebar = list(conversations_for(request.user)[:SIDEBAR_CONVERSATIONS])
+    # The header reads the same account (this overrides its lazy one): one query.
+    account = account_of(user=request.user)
+    tier = active_tier(account)
     return {
         "conversation": conversation,
         "chat_messages": chat_messages,
@@ -131,7 +149,9 @@ def _page_context(request: HttpRequest, conversation: Conversation | None) -> di
             if message.role == MessageRole.ASSISTANT
         ),
         "conversation_groups": group_by_day(sidebar, today=timezone.localdate()),
-        "models": model_choices(),
+        "models": model_choices(tier.discount_bps if tier else 0),
+        "points_account": account,
+        "tier": tier,
         "selected_model": _conversation_model(chat_messages),
         "provider_label": provider_label(),
         "is_demo": settings.LLM_PROVIDER == "demo",

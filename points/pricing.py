@@ -121,6 +121,10 @@ class Quote:
     minimum_points: int
     maximum_points: int
     available: int
+    # The range before the tier discount, and the discount (0 without a tier).
+    list_minimum_points: int
+    list_maximum_points: int
+    discount_bps: int = 0
 
     @property
     def affordable(self) -> bool:
@@ -129,23 +133,39 @@ class Quote:
 
 
 def quote(
-    *, prompt_tokens: int, completion_limit: int, rates: Rates, available: int
+    *,
+    prompt_tokens: int,
+    completion_limit: int,
+    rates: Rates,
+    available: int,
+    discount_bps: int = 0,
 ) -> Quote:
     """Return the cost range of a turn: the prompt alone up to a full answer.
 
-    The same arithmetic as `points.services.reserve`, which holds the maximum.
+    The same arithmetic as `points.services.reserve`, which holds the maximum:
+    the list cost, then the tier discount through `discounted`.
     """
+    list_minimum = cost_of(
+        prompt_tokens=prompt_tokens, completion_tokens=0, rates=rates
+    )
+    list_maximum = cost_of(
+        prompt_tokens=prompt_tokens, completion_tokens=completion_limit, rates=rates
+    )
     return Quote(
         prompt_tokens=prompt_tokens,
         completion_limit=completion_limit,
-        minimum_points=cost_of(
-            prompt_tokens=prompt_tokens, completion_tokens=0, rates=rates
-        ),
-        maximum_points=cost_of(
-            prompt_tokens=prompt_tokens, completion_tokens=completion_limit, rates=rates
-        ),
+        minimum_points=discounted(list_minimum, discount_bps)[1],
+        maximum_points=discounted(list_maximum, discount_bps)[1],
         available=available,
+        list_minimum_points=list_minimum,
+        list_maximum_points=list_maximum,
+        discount_bps=discount_bps,
     )
+
+
+def discounted_rate(rate: Decimal, discount_bps: int) -> Decimal:
+    """Return a per-token rate with the tier discount taken off, for display."""
+    return rate * (BASIS_POINTS - discount_bps) / BASIS_POINTS
 
 
 def reversal_for(

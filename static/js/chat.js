@@ -235,6 +235,14 @@
         points: grouped(info.deducted),
       })
     );
+    if (info.list_cost && info.list_cost !== info.deducted) {
+      line.append(" ");
+      const list = document.createElement("s");
+      list.className = "list-cost";
+      list.title = strings.listPrice;
+      list.textContent = fill(strings.listCost, { points: grouped(info.list_cost) });
+      line.appendChild(list);
+    }
     if (result.status === "partial") {
       line.append(" · ");
       const stopped = document.createElement("span");
@@ -486,11 +494,17 @@
 
   function showEstimate(quote) {
     estimateBox.className = "estimate";
-    estimateBox.textContent = fill(strings.estimate, {
-      tokens: grouped(quote.prompt_tokens),
-      minimum: grouped(quote.minimum_points),
-      maximum: grouped(quote.maximum_points),
-    });
+    const discounted = quote.discount_bps > 0;
+    estimateBox.textContent = fill(
+      discounted ? strings.estimateDiscounted : strings.estimate,
+      {
+        tokens: grouped(quote.prompt_tokens),
+        minimum: grouped(quote.minimum_points),
+        maximum: grouped(quote.maximum_points),
+        listMinimum: grouped(quote.list_minimum_points),
+        listMaximum: grouped(quote.list_maximum_points),
+      }
+    );
     estimateBox.dataset.promptTokens = quote.prompt_tokens;
     estimateBox.dataset.minimumPoints = quote.minimum_points;
     estimateBox.dataset.maximumPoints = quote.maximum_points;

@@ -2,11 +2,14 @@
 
 The model is a handful of integers and a dict of holds; after every step the
 account in the database must agree with it and `audit_accounts()` must be empty.
+Chat turns (`reserve` then `settle`), tier changes and a daily spending limit
+mix with grants, holds, expiries and free-point day changes.
 """
 
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -20,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    consumes,
     invariant,
     multiple,
     precondition,
@@ -36,13 +40,22 @@ from points.exceptions import (
     IdempotencyConflict,
     InsufficientPoints,
     InvalidAmount,
+    SpendingLimitReached,
 )
 from points.models import (
     Account,
     Hold,
     HoldStatus,
     IdempotencyRecord,
+    Tier,
     Transaction,
+)
+from points.pricing import (
+    Rates,
+    completion_tokens_affordable,
+    cost_of,
+    discounted,
+    list_cost_affordable,
 )
 from tests.conftest import TEST_PASSWORD
 
@@ -59,6 +72,13 @@ PAUSES = st.integers(min_value=1, max_value=300)
 BAD_AMOUNTS = [0, -1, -250, 1.5, 2.0, True, False, "10", 10**15 + 1]
 BAD_DELTAS = [0, 1.5, -2.0, True, False, "-10", -(10**15 + 1)]
 KEYED_OPERATIONS = ["grant", "debit", "place_hold", "adjust"]
+TURN_MODEL = "eora-stateful"
+TURN_RATES = Rates(prompt=Decimal("0.5"), completion=Decimal("1.5"))
+TURN_TTL = 600
+PROMPT_TOKENS = st.integers(min_value=0, max_value=400)
+COMPLETION_TOKENS = st.integers(min_value=0, max_value=900)
+DISCOUNTS = st.sampled_from([1, 1_000, 2_500, 3_333, 9_999])
+DAILY_LIMITS = st.integers(min_value=1, max_value=2_000)
 
 _machines = itertools.count(1)
 
@@ -86,8 +106,15 @@ class KeyedCall:
     outcome: int | Refusal
 
 
+@dataclass
+class ModelTurn:
+    reservation: services.Reservation
+    discount_bps: int
+
+
 class LedgerMachine(RuleBasedStateMachine):
     holds = Bundle("holds")
+    turns = Bundle("turns")
 
     def __init__(self) -> None:
         super().__init__()
@@ -121,6 +148,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model_holds: dict[int, ModelHold] = {}
         self.keyed_calls: dict[str, KeyedCall] = {}
         self.keys = itertools.count(1)
+        self.model_turns: dict[int, ModelTurn] = {}
+        # The tier's discount and its end (None: no end), and the daily limit.
+        self.tier_bps = 0
+        self.tier_ends_at: datetime | None = None
+        self.daily_limit: int | None = None
+        # (local day, points) of each chat_usage row (turns, debits, captures):
+        # with the open holds, what the daily limit counts.
+        self.usage_charges: list[tuple[object, int]] = []
 
     def teardown(self) -> None:
         try:
@@ -176,6 +211,21 @@ class LedgerMachine(RuleBasedStateMachine):
             self.held -= hold.amount
             self.free_held -= hold.free_amount
         return len(due)
+
+    @property
+    def discount_bps(self) -> int:
+        if self.tier_ends_at is not None and self.tier_ends_at <= self.now:
+            return 0
+        return self.tier_bps
+
+    def spent_today(self) -> int:
+        """Return what the daily limit counts: today's usage and the open holds."""
+        today = timezone.localdate(self.now)
+        return sum(points for day, points in self.usage_charges if day == today) + sum(
+            hold.amount
+            for hold in self.model_holds.values()
+            if hold.status == HoldStatus.OPEN
+        )
 
     def move_clock(self, to: datetime) -> None:
         """Move the clock; on a new day (KST), refresh the free points at once.
@@ -277,6 +327,7 @@ class LedgerMachine(RuleBasedStateMachine):
         # Free points first.
         self.free_balance -= min(amount, self.free_available)
         self.post(-amount)
+        self.usage_charges.append((timezone.localdate(self.now), amount))
         assert (entry.amount, entry.balance_after) == (-amount, self.balance)
         self.remember(key, "debit", amount, entry.pk)
 
@@ -329,6 +380,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.free_held -= hold.free_amount
         self.free_balance -= min(charged, hold.free_amount)
         self.post(-charged)
+        self.usage_charges.append((timezone.localdate(self.now), charged))
         hold.status = HoldStatus.CAPTURED
         assert (entry.amount, entry.uncharged_points, entry.hold_id) == (
             -charged,
@@ -450,6 +502,203 @@ class LedgerMachine(RuleBasedStateMachine):
             services.capture_hold(hold=Hold.objects.get(pk=hold_pk), actual_cost=cost)  # type: ignore[arg-type]
         assert self.snapshot() == before
 
+    # Chat turns, tiers and the daily limit ----------------------------------------
+
+    @rule(
+        target=turns,
+        prompt_tokens=PROMPT_TOKENS,
+        completion_tokens=st.integers(min_value=1, max_value=900),
+        minimum=st.integers(min_value=1, max_value=200),
+    )
+    def reserve_turn(
+        self, prompt_tokens: int, completion_tokens: int, minimum: int
+    ) -> object:
+        # A turn ends the account's overdue holds first, even when refused.
+        services.expire_holds()
+        self.expire_overdue_model_holds()
+        bps = self.discount_bps
+        minimum = min(minimum, completion_tokens)
+        budget = list_cost_affordable(self.available, bps)
+        limit = completion_tokens
+        if (
+            cost_of(
+                prompt_tokens=prompt_tokens, completion_tokens=limit, rates=TURN_RATES
+            )
+            > budget
+        ):
+            limit = completion_tokens_affordable(
+                points=budget, prompt_tokens=prompt_tokens, rates=TURN_RATES
+            )
+        before = self.snapshot()
+
+        def reserve() -> services.Reservation:
+            return services.reserve(
+                account=self.account,
+                model=TURN_MODEL,
+                rates=TURN_RATES,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                minimum_completion_tokens=minimum,
+                ttl_seconds=TURN_TTL,
+            )
+
+        if limit < minimum:
+            required = discounted(
+                cost_of(
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=minimum,
+                    rates=TURN_RATES,
+                ),
+                bps,
+            )[1]
+            with pytest.raises(InsufficientPoints) as refused:
+                reserve()
+            assert (refused.value.available, refused.value.required) == (
+                self.available,
+                required,
+            )
+            assert self.snapshot() == before
+            return multiple()
+        amount = discounted(
+            cost_of(
+                prompt_tokens=prompt_tokens, completion_tokens=limit, rates=TURN_RATES
+            ),
+            bps,
+        )[1]
+        spent = self.spent_today()
+        if self.daily_limit is not None and spent + amount > self.daily_limit:
+            with pytest.raises(SpendingLimitReached) as refused:
+                reserve()
+            assert (refused.value.limit, refused.value.spent) == (
+                self.daily_limit,
+                spent,
+            )
+            assert self.snapshot() == before
+            return multiple()
+        reservation = reserve()
+        hold = reservation.hold
+        free_amount = min(amount, self.free_available)
+        assert (hold.amount, hold.free_amount, hold.discount_bps) == (
+            amount,
+            free_amount,
+            bps,
+        )
+        assert reservation.completion_limit == limit
+        self.model_holds[hold.pk] = ModelHold(
+            amount, self.now + timedelta(seconds=TURN_TTL), free_amount=free_amount
+        )
+        self.model_turns[hold.pk] = ModelTurn(reservation, bps)
+        self.held += amount
+        self.free_held += free_amount
+        return hold.pk
+
+    @rule(
+        hold_pk=consumes(turns),
+        counted=st.tuples(PROMPT_TOKENS, COMPLETION_TOKENS),
+        reported=st.none() | st.tuples(PROMPT_TOKENS, COMPLETION_TOKENS),
+        delivered_in_full=st.booleans(),
+        outlive=st.booleans(),
+    )
+    def settle_turn(
+        self,
+        hold_pk: int,
+        counted: tuple[int, int],
+        reported: tuple[int, int] | None,
+        delivered_in_full: bool,
+        outlive: bool,
+    ) -> None:
+        turn = self.model_turns.pop(hold_pk)
+        hold = self.model_holds[hold_pk]
+        if outlive:
+            self.move_clock(max(self.now, hold.expires_at + timedelta(seconds=1)))
+        tokens = reported if reported is not None and delivered_in_full else counted
+        list_cost = cost_of(
+            prompt_tokens=tokens[0], completion_tokens=tokens[1], rates=TURN_RATES
+        )
+        discount, cost = discounted(list_cost, turn.discount_bps)
+
+        settlement = services.settle(
+            reservation=turn.reservation,
+            counted=services.TokenCount(*counted),
+            reported=services.TokenCount(*reported) if reported else None,
+            delivered_in_full=delivered_in_full,
+        )
+
+        if hold.status == HoldStatus.OPEN and hold.expires_at > self.now:
+            charged = min(cost, hold.amount)
+            free_charged = min(charged, hold.free_amount)
+            self.held -= hold.amount
+            self.free_held -= hold.free_amount
+            hold.status = HoldStatus.CAPTURED
+        else:
+            # The turn outlived its hold: charged what is available, at most.
+            self.expire_overdue_model_holds()
+            charged = min(cost, hold.amount, self.available)
+            free_charged = min(charged, self.free_available)
+        if charged:
+            self.free_balance -= free_charged
+            self.post(-charged)
+            self.usage_charges.append((timezone.localdate(self.now), charged))
+        assert (
+            settlement.charged,
+            settlement.uncharged,
+            settlement.list_cost,
+            settlement.discount,
+            settlement.remaining,
+        ) == (charged, cost - charged, list_cost, discount, self.available)
+        if charged:
+            entry = settlement.entry
+            assert (entry.amount, entry.list_cost, entry.discount) == (
+                -charged,
+                list_cost,
+                discount,
+            )
+        else:
+            assert settlement.entry is None
+
+    @rule(
+        discount_bps=DISCOUNTS,
+        ends_in=st.none() | st.integers(min_value=1, max_value=3_600),
+    )
+    def set_tier(self, discount_bps: int, ends_in: int | None) -> None:
+        tier, _created = Tier.objects.get_or_create(
+            code=f"stateful-{discount_bps}",
+            defaults={"name": f"{discount_bps} bps", "discount_bps": discount_bps},
+        )
+        ends_at = self.now + timedelta(seconds=ends_in) if ends_in else None
+        before = self.snapshot()
+
+        services.set_tier(
+            account=self.account,
+            tier=tier,
+            reason=ADJUSTMENT_REASON,
+            by_user=self.staff,
+            ends_at=ends_at,
+        )
+
+        # A tier moves no points, and open turns keep the discount they had.
+        assert self.snapshot() == before
+        self.tier_bps, self.tier_ends_at = discount_bps, ends_at
+
+    @rule()
+    def end_tier(self) -> None:
+        before = self.snapshot()
+        services.set_tier(
+            account=self.account,
+            tier=None,
+            reason=ADJUSTMENT_REASON,
+            by_user=self.staff,
+        )
+        assert self.snapshot() == before
+        self.tier_bps, self.tier_ends_at = 0, None
+
+    @rule(daily=st.none() | DAILY_LIMITS)
+    def set_daily_limit(self, daily: int | None) -> None:
+        before = self.snapshot()
+        services.set_spending_limits(account=self.account, daily=daily, monthly=None)
+        assert self.snapshot() == before
+        self.daily_limit = daily
+
     # Invariants -----------------------------------------------------------------
 
     @invariant()
@@ -464,6 +713,7 @@ class LedgerMachine(RuleBasedStateMachine):
             account.version,
             account.free_balance,
             account.free_held,
+            account.daily_limit,
         ) == (
             self.balance,
             self.held,
@@ -473,7 +723,14 @@ class LedgerMachine(RuleBasedStateMachine):
             self.version,
             self.free_balance,
             self.free_held,
+            self.daily_limit,
         )
+
+    @invariant()
+    def tier_matches_model(self) -> None:
+        account = Account.objects.select_related("tier").get(pk=self.account.pk)
+        active = account.tier if account.tier_active_at(self.now) else None
+        assert (active.discount_bps if active else 0) == self.discount_bps
 
     @invariant()
     def holds_match_model(self) -> None:
