@@ -1350,6 +1350,9 @@ def settle(
             account.free_held -= hold.free_amount
             hold.status = HoldStatus.CAPTURED
         elif hold.status in (HoldStatus.OPEN, HoldStatus.EXPIRED):
+            if hold.captured_amount or Transaction.objects.filter(hold=hold).exists():
+                # Settled once already, after its expiry: never charged twice.
+                raise HoldNotOpen(status=hold.status)
             # The turn outlived its hold: end the account's overdue holds (this
             # one among them), then charge what was agreed, as far as it goes.
             _end_overdue_holds(account)

@@ -308,3 +308,13 @@ def test_settle_sends_four_statements(account: Account) -> None:
     # Lock the account and the hold (one statement), update the account, insert
     # the row, update the hold.
     assert statements(captured) == ["SELECT", "UPDATE", "INSERT", "UPDATE"]
+
+
+def test_settle_after_expiry_twice_is_refused(account: Account) -> None:
+    reservation = reserve(account, ttl_seconds=3)
+    services.expire_holds(now=timezone.now() + timedelta(seconds=4))
+    services.settle(reservation=reservation, counted=TokenCount(26, 16))
+
+    with pytest.raises(HoldNotOpen):
+        services.settle(reservation=reservation, counted=TokenCount(26, 16))
+    assert fresh(account).balance == 100_000 - 84
