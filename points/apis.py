@@ -150,6 +150,10 @@ class TokenDetailsSerializer(serializers.Serializer):
     model = serializers.CharField()
     prompt_rate = serializers.DecimalField(max_digits=12, decimal_places=4)
     completion_rate = serializers.DecimalField(max_digits=12, decimal_places=4)
+    list_cost = serializers.IntegerField(
+        allow_null=True, help_text="The turn's cost before its tier discount."
+    )
+    discount = serializers.IntegerField(help_text="Points the tier took off.")
 
 
 class HistoryRecordSerializer(serializers.Serializer):
