@@ -154,6 +154,7 @@ class TokenDetailsSerializer(serializers.Serializer):
         allow_null=True, help_text="The turn's cost before its tier discount."
     )
     discount = serializers.IntegerField(help_text="Points the tier took off.")
+    tier = serializers.CharField(help_text="The tier's code; empty without one.")
 
 
 class HistoryRecordSerializer(serializers.Serializer):

@@ -219,6 +219,13 @@ class Transaction(models.Model):
         default=0,
         help_text=_("The part of the amount that moved the free points."),
     )
+    tier = models.CharField(
+        _("tier"),
+        max_length=32,
+        blank=True,
+        default="",
+        help_text=_("Code of the tier whose discount the turn was held at."),
+    )
     list_cost = models.BigIntegerField(
         _("list cost"),
         null=True,

@@ -1375,6 +1375,7 @@ def settle(
                 api_key=api_key,
                 list_cost=usage.cost,
                 discount=discount,
+                tier=reservation.tier or "",
                 **_usage_fields(usage),
             )
         else:

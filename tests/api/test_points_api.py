@@ -66,7 +66,7 @@ def test_history_in_seed_shape_newest_first(api: APIClient, user) -> None:
         details["total_tokens"],
     ) == (44, 33, 77)
     # A row written without a tier: no list cost of its own, nothing taken off.
-    assert (details["list_cost"], details["discount"]) == (None, 0)
+    assert (details["list_cost"], details["discount"], details["tier"]) == (None, 0, "")
     assert bonus["token_details"] is None
     with translation.override(settings.LANGUAGE_CODE):
         signup_bonus = services.CREDIT_DESCRIPTIONS[TransactionType.SIGNUP_BONUS]

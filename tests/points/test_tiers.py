@@ -71,6 +71,7 @@ def test_hold_and_capture_agree_on_the_discount(
     assert reservation.tier == "gold"
     entry = settlement.entry
     assert (entry.list_cost, entry.discount, entry.amount) == (84, 8, -76)
+    assert entry.tier == "gold"
     assert (settlement.list_cost, settlement.charged) == (84, 76)
 
 
