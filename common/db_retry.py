@@ -8,11 +8,11 @@ repeated: their client learns of the error and decides.
 """
 
 import logging
-from collections.abc import Awaitable, Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from common.middleware import NonBlockingMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def close_broken_connections() -> None:
             pool.check()
 
 
-class RetryReadsOnLostConnectionMiddleware:
+class RetryReadsOnLostConnectionMiddleware(NonBlockingMiddleware):
     """Run a read-only request once more when its view lost the database.
 
     `process_exception` sees the error itself (by the time an outer middleware
@@ -48,19 +48,6 @@ class RetryReadsOnLostConnectionMiddleware:
     connections in the view's own thread and marks the request, and `__call__`
     then runs everything below this middleware again.
     """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(
-        self,
-        get_response: Callable[[HttpRequest], HttpResponseBase]
-        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
-    ) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if self.is_async:
