@@ -9,6 +9,7 @@ class PointsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
-        from points.ledger_guard import prepare_connection
+        from points import ledger_guard, rollup
 
-        connection_created.connect(prepare_connection)
+        connection_created.connect(ledger_guard.prepare_connection)
+        connection_created.connect(rollup.on_connection_created)

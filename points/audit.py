@@ -56,7 +56,8 @@ def audit_accounts() -> list[AuditProblem]:
     one plus its amount, and the last equals the balance; the totals equal the sums
     of the credits and debits; `held` equals the open holds; `free_balance` equals
     the sum of the rows' free parts and `free_held` the open holds' free parts
-    (and free points stay within the balance). Then the checks
+    (and free points stay within the balance); the usage roll-ups equal the ledger
+    summed again. Then the checks
     other apps registered (`register_check`).
     """
     open_holds = (
@@ -107,6 +108,7 @@ def audit_accounts() -> list[AuditProblem]:
             AuditProblem(account.pk, account.user.email, text) for text in found
         )
     problems.extend(_chain_breaks())
+    problems.extend(_rollup_differences())
     for check in _extra_checks:
         problems.extend(check())
     return problems
@@ -179,4 +181,13 @@ def _chain_breaks() -> list[AuditProblem]:
         for row in chained.select_related("account__user").order_by(
             "account_id", "version"
         )
+    ]
+
+
+def _rollup_differences() -> list[AuditProblem]:
+    """Return each usage roll-up row that disagrees with the ledger rows it sums."""
+    from points import rollup
+
+    return [
+        AuditProblem(0, "-", f"usage roll-up: {text}") for text in rollup.differences()
     ]

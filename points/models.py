@@ -483,3 +483,111 @@ class ModelRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: {self.prompt_rate} / {self.completion_rate}"
+
+
+class UsageDay(models.Model):
+    """The ledger rows of one account and day, summed: the usage pages' source.
+
+    Kept by a database trigger on every ledger insert, in the same transaction as
+    the row (`points.rollup`), rebuilt by `manage.py usage_rollup --rebuild` and
+    checked against the ledger by `points_audit`. `day` is TIME_ZONE's date;
+    `key_id` is the API key's id, 0 for the web pages (or no key).
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    type = models.CharField(max_length=32, choices=TransactionType.choices)
+    model = models.CharField(max_length=100, blank=True)
+    key_id = models.BigIntegerField(default=0)
+    tier = models.CharField(max_length=32, blank=True)
+    rows = models.BigIntegerField(default=0)
+    amount = models.BigIntegerField(default=0)
+    free_amount = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    list_cost = models.BigIntegerField(default=0)
+    discount = models.BigIntegerField(default=0)
+    uncharged_points = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "day", "type", "model", "key_id", "tier"],
+                name="points_usageday_unique_group",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["day", "account"], name="points_usageday_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day} {self.type} {self.model}"
+
+
+# Rows of all accounts for one day are spread over this many UsageTotal rows
+# (by account id), so that concurrent turns of different accounts seldom wait
+# for the same row.
+USAGE_TOTAL_SHARDS = 8
+
+
+class UsageTotal(models.Model):
+    """The ledger rows of all accounts for one day, summed: the dashboard's source.
+
+    Kept with `UsageDay` by the same trigger; `shard` is the account id modulo
+    `USAGE_TOTAL_SHARDS`: readers sum over it.
+    """
+
+    day = models.DateField()
+    type = models.CharField(max_length=32, choices=TransactionType.choices)
+    model = models.CharField(max_length=100, blank=True)
+    tier = models.CharField(max_length=32, blank=True)
+    shard = models.PositiveSmallIntegerField(default=0)
+    rows = models.BigIntegerField(default=0)
+    amount = models.BigIntegerField(default=0)
+    free_amount = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    list_cost = models.BigIntegerField(default=0)
+    discount = models.BigIntegerField(default=0)
+    uncharged_points = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "type", "model", "tier", "shard"],
+                name="points_usagetotal_unique_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.type} {self.model} #{self.shard}"
+
+
+class RefusalReason(models.TextChoices):
+    INSUFFICIENT_POINTS = "insufficient_points", _("Insufficient points")
+    SPENDING_LIMIT = "spending_limit", _("Spending limit")
+    KEY_LIMIT = "key_limit", _("API key limit")
+
+
+class RefusalDay(models.Model):
+    """Turns refused with 402 for one account, day (TIME_ZONE) and reason."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    reason = models.CharField(max_length=32, choices=RefusalReason.choices)
+    count = models.BigIntegerField(default=0)
+    last_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "day", "reason"],
+                name="points_refusalday_unique_group",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["day", "reason"], name="points_refusalday_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day} {self.reason} x{self.count}"

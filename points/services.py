@@ -44,6 +44,7 @@ from points.models import (
     Hold,
     HoldStatus,
     IdempotencyRecord,
+    RefusalReason,
     Tier,
     TierChange,
     Transaction,
@@ -553,7 +554,7 @@ def spent_in_period(
 
 def _spending_limit_refusal(
     account: Account, *, api_key: object | None, amount: int, now: datetime
-) -> SpendingLimitReached | None:
+) -> tuple[SpendingLimitReached | None, RefusalReason | None]:
     limits: list[tuple[int, str, int | None]] = [
         (limit, period, None)
         for limit, period in (
@@ -569,8 +570,13 @@ def _spending_limit_refusal(
         since, resets_at = period_bounds(period, now)
         spent = spent_in_period(account, since=since, api_key_id=api_key_id)
         if spent + amount > limit:
-            return SpendingLimitReached(limit=limit, spent=spent, resets_at=resets_at)
-    return None
+            return (
+                SpendingLimitReached(limit=limit, spent=spent, resets_at=resets_at),
+                RefusalReason.SPENDING_LIMIT
+                if api_key_id is None
+                else RefusalReason.KEY_LIMIT,
+            )
+    return None, None
 
 
 def set_spending_limits(
@@ -1238,6 +1244,7 @@ def reserve(
                 discount_bps,
             )
             refusal = _refuse(locked, key, fingerprint, "reserve", required)
+            reason = RefusalReason.INSUFFICIENT_POINTS
         else:
             _discount, amount = discounted(
                 cost_of(
@@ -1245,7 +1252,7 @@ def reserve(
                 ),
                 discount_bps,
             )
-            refusal = _spending_limit_refusal(
+            refusal, reason = _spending_limit_refusal(
                 locked, api_key=api_key, amount=amount, now=now
             )
             if refusal is None:
@@ -1269,7 +1276,20 @@ def reserve(
                     completion_limit=limit,
                     tier=tier.code if tier is not None else None,
                 )
+        _count_refusal(locked, reason, now)
     raise refusal
+
+
+def _count_refusal(account: Account, reason: str, now: datetime) -> None:
+    """Count a refused turn for the day's figures, in the refusal's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO points_refusalday (account_id, day, reason, count, last_at)"
+            " VALUES (%s, %s, %s, 1, %s) ON CONFLICT (account_id, day, reason)"
+            " DO UPDATE SET count = points_refusalday.count + 1,"
+            " last_at = excluded.last_at",
+            [account.pk, timezone.localdate(now), str(reason), now],
+        )
 
 
 def _trusted(reported: TokenCount | None) -> TokenCount | None:
