@@ -52,12 +52,13 @@ messages: install
 	DEBUG=true $(BIN)/python manage.py makemessages --locale ko --locale en --ignore '.venv/*' --no-obsolete --no-wrap --ignore 'tests/*' --ignore 'bench/*'
 	DEBUG=true $(BIN)/python manage.py compilemessages --ignore '.venv/*'
 
-# The browser libraries of the chat page, served from static/vendor/ as their npm
+# The browser libraries of the chat and usage pages, served from static/vendor/ as their npm
 # packages publish them (with their licences), so a clone needs no npm: `make
 # vendor` fetches these versions again with npm; commit what it writes.
 MARKED_VERSION ?= 18.2.1
 DOMPURIFY_VERSION ?= 3.5.0
 HIGHLIGHT_VERSION ?= 11.12.0
+CHARTJS_VERSION ?= 4.5.1
 VENDOR_DIR := static/vendor
 
 .PHONY: vendor
@@ -65,12 +66,14 @@ vendor:
 	@command -v npm >/dev/null 2>&1 || { echo "npm is required to refresh $(VENDOR_DIR)."; exit 1; }
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	npm pack --silent --pack-destination "$$tmp" marked@$(MARKED_VERSION) \
-		dompurify@$(DOMPURIFY_VERSION) @highlightjs/cdn-assets@$(HIGHLIGHT_VERSION) >/dev/null; \
-	for name in marked dompurify highlightjs-cdn-assets; do \
+		dompurify@$(DOMPURIFY_VERSION) @highlightjs/cdn-assets@$(HIGHLIGHT_VERSION) \
+		chart.js@$(CHARTJS_VERSION) >/dev/null; \
+	for name in marked dompurify highlightjs-cdn-assets chart.js; do \
 		mkdir -p "$$tmp/$$name"; tar xzf "$$tmp/$$name"-*.tgz -C "$$tmp/$$name"; \
 	done; \
 	rm -rf $(VENDOR_DIR); \
-	mkdir -p $(VENDOR_DIR)/marked $(VENDOR_DIR)/dompurify $(VENDOR_DIR)/highlight/styles; \
+	mkdir -p $(VENDOR_DIR)/marked $(VENDOR_DIR)/dompurify $(VENDOR_DIR)/highlight/styles \
+		$(VENDOR_DIR)/chartjs; \
 	cp "$$tmp"/marked/package/lib/marked.umd.js "$$tmp"/marked/package/lib/marked.umd.js.map \
 		"$$tmp"/marked/package/LICENSE $(VENDOR_DIR)/marked/; \
 	cp "$$tmp"/dompurify/package/dist/purify.min.js "$$tmp"/dompurify/package/dist/purify.min.js.map \
@@ -78,6 +81,9 @@ vendor:
 	cp "$$tmp"/highlightjs-cdn-assets/package/highlight.min.js \
 		"$$tmp"/highlightjs-cdn-assets/package/LICENSE $(VENDOR_DIR)/highlight/; \
 	cp "$$tmp"/highlightjs-cdn-assets/package/styles/github.min.css $(VENDOR_DIR)/highlight/styles/; \
+	cp "$$tmp"/chart.js/package/dist/chart.umd.min.js "$$tmp"/chart.js/package/dist/chart.umd.min.js.map \
+		"$$tmp"/chart.js/package/LICENSE.md $(VENDOR_DIR)/chartjs/; \
 	printf '%s\n' "marked $(MARKED_VERSION)" "dompurify $(DOMPURIFY_VERSION)" \
-		"@highlightjs/cdn-assets $(HIGHLIGHT_VERSION)" > $(VENDOR_DIR)/VERSIONS
+		"@highlightjs/cdn-assets $(HIGHLIGHT_VERSION)" "chart.js $(CHARTJS_VERSION)" \
+		> $(VENDOR_DIR)/VERSIONS
 	@echo "Vendored into $(VENDOR_DIR):" && cat $(VENDOR_DIR)/VERSIONS
