@@ -11,6 +11,7 @@ import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from enum import StrEnum
+from types import MethodType
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -173,13 +174,11 @@ class _NonBlocking:
         super().__init__(get_response)
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
-            for name in (
-                "process_view",
-                "process_template_response",
-                "process_exception",
-            ):
+            # Django awaits a coroutine hook as it is, and names it by __self__.
+            for name in ("process_view", "process_template_response"):
                 if hasattr(self, name):
-                    setattr(self, name, _as_coroutine(getattr(self, name)))
+                    hook = _on_the_loop(getattr(type(self), name))
+                    setattr(self, name, MethodType(hook, self))
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         response = None
@@ -191,9 +190,9 @@ class _NonBlocking:
         return response
 
 
-def _as_coroutine(hook: Callable[..., object]) -> Callable[..., Awaitable[object]]:
-    async def run(*args: object, **kwargs: object) -> object:
-        return hook(*args, **kwargs)
+def _on_the_loop(hook: Callable[..., object]) -> Callable[..., Awaitable[object]]:
+    async def run(self: object, *args: object) -> object:
+        return hook(self, *args)
 
     return run
 
