@@ -22,14 +22,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def label_values(samples: Samples, name: str, label: str) -> set[str]:
-    return {
-        dict(labels)[label]
-        for sample_name, labels in samples
-        if sample_name == name and label in dict(labels)
-    }
-
-
 def scrape(client: Client | None = None) -> Samples:
     """Scrape /metrics in this process with the test token."""
     response = (client or Client()).get(

@@ -4,11 +4,14 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from asgiref.sync import iscoroutinefunction
+from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST
 from pytest_django.fixtures import Settings
 
+from common.metrics import PrometheusAfterMiddleware, PrometheusBeforeMiddleware
 from points.models import Hold, HoldStatus
 from points.services import account_of, place_hold, release_hold
 from tests.prometheus import TOKEN, parse, scrape, value
@@ -124,3 +127,16 @@ def test_hold_gauges_equal_the_hold_table(metrics_on: None, make_user) -> None:
         value(samples, "eora_points_holds_open"),
         value(samples, "eora_points_holds_expired"),
     ) == hold_counts()
+
+
+async def async_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+def test_request_metrics_stay_on_the_event_loop_under_asgi() -> None:
+    before = PrometheusBeforeMiddleware(async_view)
+    after = PrometheusAfterMiddleware(async_view)
+
+    assert iscoroutinefunction(before) and iscoroutinefunction(after)
+    assert iscoroutinefunction(after.process_view)
+    assert iscoroutinefunction(after.process_template_response)
