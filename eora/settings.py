@@ -28,7 +28,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 INSTALLED_APPS = [
     # First, so that its `createsuperuser` replaces Django's.
     "accounts",
-    "django.contrib.admin",
+    "points.admin_site.EoraAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
