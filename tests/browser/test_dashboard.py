@@ -33,7 +33,8 @@ CHARTS_DRAWN = """() => Array.from(document.querySelectorAll("canvas[data-chart]
   (canvas) => {
     const chart = Chart.getChart(canvas);
     const points = chart ? chart.data.datasets.reduce(
-      (sum, set) => sum + set.data.filter((v) => Number(v) !== 0).length, 0) : 0;
+      (sum, set) => sum + Object.values(set.data).filter(
+        (v) => Number(v && typeof v === "object" ? v.y : v) !== 0).length, 0) : 0;
     const pixels = canvas.getContext("2d").getImageData(
       0, 0, canvas.width, canvas.height).data;
     let inked = false;
