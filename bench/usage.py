@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time as day_time, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as day_time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,7 +61,8 @@ class Target:
     user: str
     call: Call
     baseline: Call | None
-    routed: bool
+    # Whether its plans are printed: one request of each endpoint, at its worst.
+    explained: bool
 
 
 # Database --------------------------------------------------------------------------
@@ -95,10 +97,15 @@ def seeded_database(args: argparse.Namespace) -> Iterator[str]:
         name = f"{DATABASE}_{args.users}_{args.rows}_{args.heavy}"
     url = database_url(POSTGRES_URL, name)
     shape = seeded_shape(url)
-    fresh = args.reseed or shape is None or shape[:3] != (
-        args.users,
-        args.rows,
-        args.heavy,
+    fresh = (
+        args.reseed
+        or shape is None
+        or shape[:3]
+        != (
+            args.users,
+            args.rows,
+            args.heavy,
+        )
     )
     if fresh:
         drop_database(url)
@@ -114,21 +121,38 @@ def prepare(url: str, args: argparse.Namespace, *, fresh: bool) -> None:
     to them through the manifest, as in production), and seed it if `fresh`."""
     from django.core.management import call_command
 
+    from points.audit import audit_accounts
+
     started = time.perf_counter()
-    use_database(url, migrate=True, ALLOWED_HOSTS="testserver", REDIS_URL=redis_url())
+    use_database(
+        url,
+        migrate=True,
+        ALLOWED_HOSTS="testserver",
+        REDIS_URL=redis_url(),
+        API_THROTTLE_USER="1000000/min",
+        API_THROTTLE_KEY="1000000/min",
+    )
     # Live servers of the test suite collect into the same STATIC_ROOT.
+    migrated = time.perf_counter()
     with STATIC_LOCK.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         call_command("collectstatic", interactive=False, verbosity=0)
     if not fresh:
         return
-    steps = [("migrate", time.perf_counter() - started)]
+    steps = [
+        ("migrate", migrated - started),
+        ("collectstatic", time.perf_counter() - migrated),
+    ]
     usage_seed.seed(
         users=args.users,
         rows=args.rows,
         heavy=args.heavy,
         report=lambda step, seconds: steps.append((step, seconds)),
     )
+    audited = time.perf_counter()
+    if problems := audit_accounts():
+        raise RuntimeError(f"the seeded ledger does not audit: {problems[:5]}")
+    steps.append(("audit_accounts() (clean)", time.perf_counter() - audited))
     print("Seed")
     print_table(["step", "seconds"], steps)
 
@@ -323,10 +347,20 @@ def targets() -> list[Target]:
 
     found = []
 
-    def add(name: str, user: str, path: str, query: Call, baseline: Call | None):
+    def add(
+        name: str,
+        user: str,
+        path: str,
+        query: Call,
+        baseline: Call | None,
+        days: int = max(PERIODS),
+    ) -> None:
         on = routed(clients[user], path)
         call = client_get(clients[user], path) if on else query
-        found.append(Target(name if on else f"{name} [query]", user, call, baseline, on))
+        explained = user != "typical" and days == max(PERIODS)
+        found.append(
+            Target(name if on else f"{name} [query]", user, call, baseline, explained)
+        )
 
     for user in ("heavy", "typical"):
         account = accounts[user]
@@ -338,6 +372,7 @@ def targets() -> list[Target]:
                 f"/points/usage/?days={days}",
                 usage_from_rollup(account, days, "model"),
                 usage_from_ledger(account, days, "model"),
+                days,
             )
             for by, group in (("model", "model"), ("api_key", "key_id")):
                 add(
@@ -347,6 +382,7 @@ def targets() -> list[Target]:
                     f"&group_by={by}&since={since}&until={until}",
                     usage_from_rollup(account, days, group),
                     usage_from_ledger(account, days, group),
+                    days,
                 )
     for days in PERIODS:
         add(
@@ -355,6 +391,7 @@ def targets() -> list[Target]:
             f"/admin/points/dashboard/?days={days}",
             dashboard_from_rollup(days),
             usage_from_ledger(None, days, "model"),
+            days,
         )
     heavy = accounts["heavy"]
     add(
@@ -442,8 +479,8 @@ def print_plans(label: str, call: Call) -> None:
             continue
         ms, lines = explain(sql)
         if ms <= PLAN_MS:
-            print(f"{ms:8.2f} ms  {lines[0].strip()[:110]}")
-            print(f"             {sql[:110]}")
+            print(f"{ms:8.2f} ms  {sql[:110]}")
+            print(f"             {lines[0].strip()}")
             continue
         print(f"{ms:8.2f} ms  {sql}")
         for line in lines:
@@ -494,13 +531,12 @@ def main() -> None:
         )
         print(f"Plans: EXPLAIN (ANALYZE, BUFFERS) of statements over {PLAN_MS:g} ms")
         for target in found:
-            if target.name.endswith("?days=30") or "30d group_by=model" in (
-                target.name
-            ) or target.baseline is None or target.user == "staff":
+            if target.explained:
                 print_plans(f"{target.name} ({target.user})", target.call)
         for target in found:
-            if target.user == "heavy" and "30d group_by=model" in target.name:
+            if target.explained and target.baseline is not None:
                 print_plans(f"ledger baseline of {target.name}", target.baseline)
+                break
         connection.close()
 
 

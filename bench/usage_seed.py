@@ -42,7 +42,7 @@ CREDIT_ROWS_PER_DAY = 1.3
 
 
 def _model_case(index: int, pick: str) -> str:
-    """Return a CASE giving field `index` of the model that `pick` in [0, 1) falls on."""
+    """Return a CASE giving field `index` of the model `pick` (in [0, 1)) falls on."""
     whens = " ".join(
         f"WHEN {pick} < {model[3]} THEN "
         + (f"'{model[0]}'" if index == 0 else f"{model[index]}::numeric")
@@ -67,7 +67,7 @@ def statements(*, users: int, rows: int, heavy: int, zone: str) -> list[str]:
             g = 0, true, now() - interval '{DAYS + 10} days'
         FROM generate_series(0, {users}) g
         """,
-        f"""
+        """
         INSERT INTO points_account (user_id, balance, held, total_earned,
             total_spent, version, owed, free_balance, free_held, alert,
             last_updated, created_at)
