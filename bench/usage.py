@@ -121,8 +121,6 @@ def prepare(url: str, args: argparse.Namespace, *, fresh: bool) -> None:
     to them through the manifest, as in production), and seed it if `fresh`."""
     from django.core.management import call_command
 
-    from points.audit import audit_accounts
-
     started = time.perf_counter()
     use_database(
         url,
@@ -149,6 +147,8 @@ def prepare(url: str, args: argparse.Namespace, *, fresh: bool) -> None:
         heavy=args.heavy,
         report=lambda step, seconds: steps.append((step, seconds)),
     )
+    from points.audit import audit_accounts
+
     audited = time.perf_counter()
     if problems := audit_accounts():
         raise RuntimeError(f"the seeded ledger does not audit: {problems[:5]}")
