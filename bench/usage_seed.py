@@ -313,7 +313,9 @@ def seed(
     report("rollup.rebuild()", time.perf_counter() - step)
     step = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        # As autovacuum would leave a table that has stopped changing: the
+        # visibility map set, so that index-only scans skip the heap.
+        cursor.execute("VACUUM (ANALYZE)")
         cursor.execute(
             f"CREATE TABLE {MARKER_TABLE} (users int, rows bigint, heavy int, "
             "seeded_at timestamptz DEFAULT now(), seconds float)"
@@ -323,4 +325,4 @@ def seed(
             "VALUES (%s, %s, %s, %s)",
             [users, rows, heavy, time.perf_counter() - started],
         )
-    report("ANALYZE", time.perf_counter() - step)
+    report("VACUUM (ANALYZE)", time.perf_counter() - step)
