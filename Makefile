@@ -30,8 +30,22 @@ $(SECRET_KEY_FILE):
 
 secret-key: $(SECRET_KEY_FILE)
 
-serve: install $(SECRET_KEY_FILE)
+# Every server process writes its metrics here and /metrics adds them up (see the
+# README's Metrics). Emptied of the last run's files at each start, whatever
+# WEB_CONCURRENCY: counters start again from zero with the server. Set it empty
+# for one process's own metrics.
+PROMETHEUS_MULTIPROC_DIR ?= $(EORA_DATA_DIR)/prometheus
+
+.PHONY: metrics-dir
+metrics-dir:
+	@if [ -n "$(PROMETHEUS_MULTIPROC_DIR)" ]; then \
+		mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)" && \
+		find "$(PROMETHEUS_MULTIPROC_DIR)" -maxdepth 1 -type f -name '*.db' -delete; \
+	fi
+
+serve: install $(SECRET_KEY_FILE) metrics-dir
 	export SECRET_KEY="$${SECRET_KEY:-$$(cat $(SECRET_KEY_FILE))}"; \
+	export PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)"; \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
 	exec $(BIN)/uvicorn eora.asgi:application --host $(HOST) --port $(PORT) \

@@ -27,6 +27,7 @@ from chat.streaming import (
 from common.api import StrictBooleanField, StrictCharField, first_error
 from common.errors import ServiceError
 from common.http import InvalidRequest, json_object
+from common.metrics import Endpoint
 from common.rendering import error_response, sse_error, sse_event
 from points.services import MAX_IDEMPOTENCY_KEY_LENGTH
 
@@ -127,6 +128,7 @@ def parse_chat_request(body: dict[str, Any], request: HttpRequest, user) -> Turn
         conversation_id=data.get("session_id") or None,
         idempotency_key=idempotency_key_of(request),
         api_key=getattr(request, "auth", None),
+        endpoint=Endpoint.API_CHAT,
     )
 
 

@@ -34,6 +34,7 @@ from common.api import (
 )
 from common.errors import ServiceError
 from common.http import json_object
+from common.metrics import Endpoint
 from common.rendering import openai_error_chunk, openai_error_response
 
 ROLES = {"system", "developer", "user", "assistant"}
@@ -215,6 +216,7 @@ def parse_completion_request(
         api_key=request.auth,
         options=options,
         idempotency_key=idempotency_key_of(request),
+        endpoint=Endpoint.V1,
     )
     stream_options = data.get("stream_options") or {}
     return turn, {

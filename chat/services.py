@@ -39,8 +39,10 @@ from chat.exceptions import (
 from chat.models import Conversation, Message, MessageRole, MessageStatus
 from chat.providers import ProviderUsage
 from chat.selectors import conversation_for
+from common import metrics
+from common.metrics import Endpoint, TurnOutcome
 from points import services as ledger
-from points.exceptions import HoldNotOpen
+from points.exceptions import HoldNotOpen, InsufficientPoints, SpendingLimitReached
 from points.models import Account, Hold, HoldStatus, Transaction
 from points.pricing import Quote, quote, rates_for
 from points.selectors import active_tier
@@ -72,6 +74,8 @@ class TurnRequest:
     api_key: ApiKey | None = None
     # Sampling options passed through to the provider (temperature, top_p, ...).
     options: dict[str, object] = field(default_factory=dict)
+    # Where the turn came in, for the metrics.
+    endpoint: Endpoint = Endpoint.API_CHAT
 
 
 @dataclass
@@ -310,20 +314,26 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
     messages, prompt_tokens, limit = _context(request, conversation, text, model)
     account = ledger.account_of(user=request.user)
     counted = time.perf_counter()
-    reservation = ledger.reserve(
-        account=account,
-        model=model,
-        rates=rates_for(model),
-        prompt_tokens=prompt_tokens,
-        completion_tokens=limit,
-        minimum_completion_tokens=settings.CHAT_MIN_COMPLETION_TOKENS,
-        idempotency_key=request.idempotency_key,
-        request_fingerprint=(
-            turn_fingerprint(request) if request.idempotency_key is not None else ""
-        ),
-        description=gettext("Chat turn"),
-        api_key=request.api_key,
-    )
+    try:
+        reservation = ledger.reserve(
+            account=account,
+            model=model,
+            rates=rates_for(model),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=limit,
+            minimum_completion_tokens=settings.CHAT_MIN_COMPLETION_TOKENS,
+            idempotency_key=request.idempotency_key,
+            request_fingerprint=(
+                turn_fingerprint(request) if request.idempotency_key is not None else ""
+            ),
+            description=gettext("Chat turn"),
+            api_key=request.api_key,
+        )
+    except (InsufficientPoints, SpendingLimitReached) as refusal:
+        # A repeated key's refusal is the first turn's, counted then.
+        if not getattr(refusal, "replayed", False):
+            metrics.count_turn(endpoint=request.endpoint, outcome=TurnOutcome.REFUSED)
+        raise
     if reservation.replayed:
         return replay_result(reservation.hold)
     return PreparedTurn(
@@ -414,6 +424,18 @@ def _save_turn(
     return settlement, conversation, answer
 
 
+def _count_settled(turn: PreparedTurn, settlement: Settlement, status: str) -> None:
+    """Count a settled turn and, if it made a ledger row, what the row charged."""
+    metrics.count_turn(endpoint=turn.request.endpoint, outcome=TurnOutcome(status))
+    if settlement.entry is not None:
+        metrics.count_charge(
+            model=turn.model,
+            prompt_tokens=settlement.usage.prompt_tokens,
+            completion_tokens=settlement.usage.completion_tokens,
+            points=settlement.charged,
+        )
+
+
 def settle_turn(
     turn: PreparedTurn,
     *,
@@ -445,6 +467,7 @@ def settle_turn(
         )
         charged = _settle_unsaved(turn, counted, reached_client)
         raise TurnNotSaved(charged=charged) from error
+    _count_settled(turn, settlement, status)
     turn.timings["settle"] = time.perf_counter() - started
     return TurnResult(
         text=text,
@@ -471,24 +494,38 @@ def _settle_unsaved(
     """End the hold of a turn whose save failed; return the points charged.
 
     Returns None when not even that could be written (the hold then expires).
+    The turn counts as partial if it was settled, else as failed.
     """
+    settlement = None
+    charged: int | None = 0
     try:
         if reached_client:
-            return ledger.settle(
+            settlement = ledger.settle(
                 reservation=turn.reservation,
                 counted=counted,
                 delivered_in_full=False,
                 api_key=turn.request.api_key,
-            ).charged
-        ledger.release_hold(hold=turn.hold)
-        return 0
+            )
+        else:
+            ledger.release_hold(hold=turn.hold)
     except HoldNotOpen:
-        return 0
+        pass
     except Exception:
         logger.exception(
             "Charging the unsaved turn of hold %s failed; releasing the hold.",
             turn.hold.pk,
         )
+        charged = _release_unsaved(turn)
+    if settlement is not None:
+        _count_settled(turn, settlement, MessageStatus.PARTIAL)
+        return settlement.charged
+    metrics.count_turn(endpoint=turn.request.endpoint, outcome=TurnOutcome.FAILED)
+    return charged
+
+
+def _release_unsaved(turn: PreparedTurn) -> int | None:
+    """Release the hold of a turn that could not be charged; return 0, or None if
+    not even that could be written."""
     try:
         ledger.release_hold(hold=turn.hold)
     except Exception:
@@ -521,13 +558,16 @@ def fail_turn(turn: PreparedTurn, error: Exception) -> None:
             "Saving the failed question of hold %s failed; releasing the hold.",
             turn.hold.pk,
         )
-        release_unstarted_turn(turn)
+        with suppress(HoldNotOpen):
+            ledger.release_hold(hold=turn.hold)
+    metrics.count_turn(endpoint=turn.request.endpoint, outcome=TurnOutcome.FAILED)
 
 
 def release_unstarted_turn(turn: PreparedTurn) -> None:
     """Release the hold of a turn whose client left before anything was delivered."""
     with suppress(HoldNotOpen):
         ledger.release_hold(hold=turn.hold)
+    metrics.count_turn(endpoint=turn.request.endpoint, outcome=TurnOutcome.ABANDONED)
 
 
 def delete_conversation(*, user: User, conversation_id: object) -> None:

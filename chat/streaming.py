@@ -10,6 +10,7 @@ back for the next event, which it does only after sending the previous one.
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from chat.services import (
     release_unstarted_turn,
     settle_turn,
 )
+from common import metrics
 from common.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ async def stream_turn(
     delivered: list[str] = []
     usage: ProviderUsage | None = None
     cut = False
+    asked = time.perf_counter()
     events = provider.stream(
         messages=turn.messages,
         model=turn.model,
@@ -93,6 +96,10 @@ async def stream_turn(
                 if isinstance(event, StreamCut):
                     cut = True
                     continue
+                if not delivered:
+                    metrics.observe_first_token(
+                        model=turn.model, seconds=time.perf_counter() - asked
+                    )
                 yield Delta(event)
                 delivered.append(event)
     except ProviderError as error:
@@ -110,6 +117,7 @@ async def stream_turn(
         await _shielded(sync_to_async(fail_turn)(turn, failure))
         yield Failed(failure)
         return
+    metrics.observe_answer(model=turn.model, seconds=time.perf_counter() - asked)
     try:
         result = await _shielded(
             sync_to_async(settle_turn)(

@@ -41,6 +41,7 @@ from chat.services import (
 from chat.streaming import Failed, complete_turn
 from common.errors import ServiceError
 from common.http import NotAuthenticated, json_object
+from common.metrics import Endpoint
 from common.rendering import error_response, page_message
 from points.pricing import discounted_rate, rates_for
 from points.selectors import active_tier
@@ -276,6 +277,7 @@ async def send_message(request: HttpRequest) -> HttpResponse:
         model=request.POST.get("model") or None,
         conversation_id=session_id,
         idempotency_key=request.POST.get("turn_key", "").strip()[:64] or None,
+        endpoint=Endpoint.PAGE,
     )
     try:
         prepared = await sync_to_async(prepare_turn)(turn_request)

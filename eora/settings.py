@@ -1,5 +1,6 @@
 """Settings for EORA points, read from the environment (see the README's table)."""
 
+from ipaddress import ip_network
 from pathlib import Path
 
 import dj_database_url
@@ -27,7 +28,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 INSTALLED_APPS = [
     # First, so that its `createsuperuser` replaces Django's.
     "accounts",
-    "django.contrib.admin",
+    "points.admin_site.EoraAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,6 +45,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: requests and latency by view for /metrics (common.metrics).
+    "common.metrics.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "common.middleware.SecurityHeadersMiddleware",
     "common.middleware.StaticFilesMiddleware",
@@ -56,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "common.metrics.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "eora.urls"
@@ -369,4 +373,24 @@ if STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY and CONTENT_SECURITY_POLICY:
             "frame-src": [origin_of(STRIPE_JS_URL), *STRIPE_FRAME_SOURCES],
             "connect-src": [origin_of(STRIPE_JS_URL), origin_of(STRIPE_API_BASE)],
         },
+    )
+
+
+# Prometheus metrics at /metrics (common.metrics): served only with METRICS_TOKEN,
+# to `Authorization: Bearer <token>`, and only from METRICS_ALLOWED_IPS if set.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "")
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ip_network(_network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_IPS: {_network!r} is not an address or a network."
+        ) from exc
+# Several server processes: prometheus_client reads the same variable when it is
+# imported and writes each process's metrics there; /metrics adds them up.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR {PROMETHEUS_MULTIPROC_DIR!r} is not a directory."
     )

@@ -5,12 +5,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import apis as account_apis
 from accounts import views as account_views
 from billing import apis as billing_apis
+from billing.metrics import OrderCollector
 from chat import api as chat_api
 from chat import apis as chat_apis
 from chat import openai_api
 from chat import views as chat_views
 from common import views as errors_views
+from common.metrics import metrics_view
 from points import apis as points_apis
+from points.metrics import HoldCollector
 
 api_patterns = [
     path("chat", chat_api.chat, name="api-chat"),
@@ -66,6 +69,12 @@ urlpatterns = [
     ),
     path("v1/models", openai_api.models, name="v1-models"),
     re_path(r"^v1/", errors_views.not_found, name="v1-not-found"),
+    path(
+        "metrics",
+        metrics_view,
+        {"collectors": [HoldCollector(), OrderCollector()]},
+        name="metrics",
+    ),
 ]
 
 handler404 = "common.views.not_found"

@@ -31,9 +31,13 @@ class InsufficientPoints(PointsError):
     status_code = 402
     default_message = INSUFFICIENT_POINTS_MESSAGE
 
-    def __init__(self, *, available: int, required: int) -> None:
+    def __init__(
+        self, *, available: int, required: int, replayed: bool = False
+    ) -> None:
         self.available = available
         self.required = required
+        # True when a repeated idempotency key repeats an earlier refusal.
+        self.replayed = replayed
         super().__init__()
 
     def page_link(self) -> tuple[str, str] | None:

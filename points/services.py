@@ -377,7 +377,9 @@ def _remember(
 def _replay_refusal(record: IdempotencyRecord) -> None:
     if record.refused_required is not None:
         raise InsufficientPoints(
-            available=record.refused_available, required=record.refused_required
+            available=record.refused_available,
+            required=record.refused_required,
+            replayed=True,
         )
 
 

@@ -79,3 +79,23 @@ def test_python_lookup_hides_errors_of_pyenv_shims(tmp_path: Path) -> None:
     assert "command not found" not in result.stderr
     assert "python3.13 -c" not in result.stdout
     assert "python3.12 -c" not in result.stdout
+
+
+def test_metrics_dir_is_made_and_emptied_of_old_metrics(tmp_path: Path) -> None:
+    # given the metrics of a previous run, and a file that is not one
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1234.db").write_bytes(b"old")
+    (metrics_dir / "notes.txt").write_text("kept")
+
+    result = run_make("metrics-dir", EORA_DATA_DIR=str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in metrics_dir.iterdir()) == ["notes.txt"]
+
+
+def test_serve_gives_uvicorn_the_metrics_dir(tmp_path: Path) -> None:
+    result = run_make("-n", "serve", EORA_DATA_DIR=str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert f'PROMETHEUS_MULTIPROC_DIR="{tmp_path}/prometheus"' in result.stdout

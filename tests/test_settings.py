@@ -105,3 +105,16 @@ def test_sqlite_file_database_runs_in_wal_mode(tmp_path: Path) -> None:
         check=True,
     )
     assert result.stdout.strip() == "wal"
+
+
+def test_settings_reject_a_metrics_address_that_is_not_one() -> None:
+    result = import_settings(SECRET_KEY="k", METRICS_ALLOWED_IPS="10.0.0.0/8,intranet")
+    assert "METRICS_ALLOWED_IPS: 'intranet'" in result.stderr
+
+
+def test_settings_reject_a_missing_prometheus_multiproc_dir(tmp_path: Path) -> None:
+    missing = tmp_path / "absent"
+    result = import_settings(SECRET_KEY="k", PROMETHEUS_MULTIPROC_DIR=str(missing))
+    assert f"PROMETHEUS_MULTIPROC_DIR {str(missing)!r} is not a directory" in (
+        result.stderr
+    )
