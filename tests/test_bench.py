@@ -45,3 +45,18 @@ def test_chat_benchmark_serves_every_target() -> None:
 
     assert "/api/chat (session)" in printed
     assert "2 users at once" in printed
+
+
+@pytest.mark.postgres
+def test_usage_benchmark_seeds_measures_and_explains() -> None:
+    printed = run_benchmark(
+        "usage",
+        *("--users", "50", "--rows", "5000", "--heavy", "1000"),
+        *("--requests", "3", "--throwaway"),
+    )
+
+    assert "rollup.rebuild()" in printed
+    assert "p95/ledger" in printed
+    assert "/admin/points/dashboard/?days=90" in printed
+    assert "Execution Time" in printed or " ms  " in printed
+    assert "points_usageday" in printed
