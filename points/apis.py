@@ -37,6 +37,7 @@ HISTORY_MAX_LIMIT = 100
 SINCE_NOT_BEFORE_UNTIL_MESSAGE = _("`since` must be before `until`.")
 SINCE_AFTER_UNTIL_MESSAGE = _("`since` must be on or before `until`.")
 RANGE_TOO_LONG_MESSAGE = _("The range may be at most %(days)d days long.")
+UNKNOWN_PARAMETER_MESSAGE = _("Unknown parameter.")
 
 
 class PointsApi(APIView):
@@ -363,6 +364,13 @@ class UsageApi(APIView):
         )
 
         def validate(self, data: dict) -> dict:
+            # QuerySerializer ignores parameters it does not declare: a misspelt
+            # `group-by` would silently give another report.
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {unknown[0]: UNKNOWN_PARAMETER_MESSAGE}
+                )
             until = data.get("until") or timezone.localdate()
             since = data.get("since") or until - timedelta(days=DEFAULT_RANGE_DAYS - 1)
             if since > until:
