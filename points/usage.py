@@ -23,6 +23,7 @@ DEFAULT_RANGE_DAYS = 30
 WEB_PAGES_KEY_ID = 0
 WEB_PAGES_LABEL = _("Web pages")
 NO_MODEL_LABEL = _("No model")
+REVOKED_KEY_LABEL = _("%(name)s (revoked)")
 # Every ledger type but chat turns, in the order the page lists them.
 CREDIT_TYPES = tuple(
     choice.value
@@ -314,4 +315,20 @@ def costliest_conversations(
             turns=row["turns"],
         )
         for row in rows
+    ]
+
+
+def chart_series(usage: Usage) -> list[dict[str, object]]:
+    """Return the points of each group per period, as chart datasets."""
+    points = {(row.period, row.group): row.figures.points for row in usage.series}
+    return [
+        {
+            "label": (
+                REVOKED_KEY_LABEL % {"name": group.label}
+                if group.revoked
+                else group.label
+            ),
+            "data": [points[period, group.id] for period in usage.periods],
+        }
+        for group in usage.groups
     ]
