@@ -11,12 +11,12 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
-from django.db.models import Count, F, Sum
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiKey
-from points.models import Account, Transaction, TransactionType, UsageDay
+from points.models import Account, TransactionType, UsageDay
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
@@ -58,6 +58,9 @@ class Figures:
         return Figures(
             *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self))
         )
+
+
+FIGURE_NAMES = tuple(f.name for f in fields(Figures))
 
 
 @dataclass(frozen=True)
@@ -111,14 +114,6 @@ class UsageDays:
     until: date
     rows: list[DayRow]
     key_names: dict[int, tuple[str, bool]]
-
-
-@dataclass(frozen=True)
-class ConversationCost:
-    conversation_id: str
-    title: str
-    points: int
-    turns: int
 
 
 def default_range(today: date | None = None) -> tuple[date, date]:
@@ -284,38 +279,6 @@ def day_bounds(since: date, until: date) -> tuple[datetime, datetime]:
         timezone.make_aware(datetime.combine(since, time.min)),
         timezone.make_aware(datetime.combine(until + timedelta(days=1), time.min)),
     )
-
-
-def costliest_conversations(
-    *, account: Account, since: date, until: date, limit: int = 10
-) -> list[ConversationCost]:
-    """Return the conversations whose turns of the range cost the most points.
-
-    One query: the account's chat turns of the range (the ledger's index on
-    account and created_at bounds it), joined to their answers.
-    """
-    start, end = day_bounds(since, until)
-    rows = (
-        Transaction.objects.filter(
-            account=account,
-            type=TransactionType.CHAT_USAGE,
-            created_at__gte=start,
-            created_at__lt=end,
-            chat_message__isnull=False,
-        )
-        .values("chat_message__conversation_id", "chat_message__conversation__title")
-        .annotate(points=Sum(-F("amount")), turns=Count("id"))
-        .order_by("-points", "chat_message__conversation_id")[:limit]
-    )
-    return [
-        ConversationCost(
-            conversation_id=str(row["chat_message__conversation_id"]),
-            title=row["chat_message__conversation__title"],
-            points=row["points"],
-            turns=row["turns"],
-        )
-        for row in rows
-    ]
 
 
 def chart_series(usage: Usage) -> list[dict[str, object]]:

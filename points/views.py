@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from chat.selectors import costliest_conversations
 from points.forms import LimitsForm
 from points.models import TransactionType
 from points.selectors import active_tier, history, open_holds
@@ -16,7 +17,6 @@ from points.services import account_of, set_spending_limits
 from points.usage import (
     GroupBy,
     chart_series,
-    costliest_conversations,
     summarise,
     usage_days,
 )
@@ -117,7 +117,7 @@ def usage(request: HttpRequest) -> HttpResponse:
             "credits": credits,
             "charts": charts,
             "conversations": costliest_conversations(
-                account=account,
+                user=request.user,
                 since=since,
                 until=until,
                 limit=COSTLIEST_CONVERSATIONS,

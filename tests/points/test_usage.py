@@ -3,7 +3,6 @@
 from datetime import date, timedelta
 
 import pytest
-import time_machine
 
 from accounts.models import User
 from points.models import Account, TransactionType
@@ -12,7 +11,6 @@ from points.usage import (
     Granularity,
     GroupBy,
     account_usage,
-    costliest_conversations,
     period_start,
     periods_between,
 )
@@ -20,7 +18,6 @@ from tests.points.usage_ledger import (
     DAILY_FREE,
     MODELS,
     SINCE,
-    TODAY,
     UNTIL,
     SeededLedger,
     credits_of,
@@ -170,33 +167,3 @@ def test_periods_between_covers_a_year_end() -> None:
         date(2027, 1, 1),
         date(2027, 2, 1),
     ]
-
-
-def test_costliest_conversations_sum_their_turns_of_the_range(
-    seeded: SeededLedger,
-) -> None:
-    from chat.models import Message
-
-    with time_machine.travel(TODAY, tick=False):
-        top = costliest_conversations(account=seeded.account, since=SINCE, until=UNTIL)
-
-    rows = ledger_rows(seeded.account, SINCE, UNTIL)
-    ids = {r.pk for r in rows if r.type == TransactionType.CHAT_USAGE}
-    expected: dict[str, int] = {}
-    for message in Message.objects.filter(transaction_id__in=ids).select_related(
-        "transaction"
-    ):
-        key = str(message.conversation_id)
-        expected[key] = expected.get(key, 0) - message.transaction.amount
-    assert {c.conversation_id: c.points for c in top} == expected
-    assert [c.points for c in top] == sorted(expected.values(), reverse=True)
-
-
-def test_costliest_conversations_leave_out_turns_outside_the_range(
-    seeded: SeededLedger,
-) -> None:
-    top = costliest_conversations(
-        account=seeded.account, since=date(2026, 12, 8), until=date(2026, 12, 8)
-    )
-
-    assert [c.turns for c in top] == [1, 1]
