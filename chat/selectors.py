@@ -6,7 +6,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 
 from chat.exceptions import ConversationNotFound, TurnNotFound
 from chat.models import Conversation, Message
-from points.models import Hold
+from points.models import Account, Hold
 from points.services import turn_key
 from points.usage import day_bounds
 
@@ -64,23 +64,24 @@ def turn_hold(user: object, idempotency_key: str) -> Hold:
 
 
 def costliest_conversations(
-    *, user: object, since: date, until: date, limit: int = 10
+    *, account: Account, since: date, until: date, limit: int = 10
 ) -> list[ConversationCost]:
     """Return the user's conversations whose turns of `since..until` (TIME_ZONE
     dates) cost the most points, with the points their ledger rows took.
 
-    One query from the user's conversations touched since the range began
-    (their index on owner and updated_at) to their answers of the range (their
-    index on conversation and created_at) and each answer's ledger row, whose
-    time decides the day; never a scan of the user's whole ledger or messages.
+    One query: the user's conversations touched since the range began (index
+    on owner and updated_at), their answers of the range (index on conversation
+    and created_at) and the answers' ledger rows of the range (index on account
+    and created_at), whose time decides the day.
     """
     start, end = day_bounds(since, until)
     rows = (
         Message.objects.filter(
-            conversation__owner=user,
+            conversation__owner_id=account.user_id,
             conversation__updated_at__gte=start - ANSWER_BEFORE_LEDGER_ROW,
             created_at__gte=start - ANSWER_BEFORE_LEDGER_ROW,
             created_at__lt=end,
+            transaction__account=account,
             transaction__created_at__gte=start,
             transaction__created_at__lt=end,
         )

@@ -117,7 +117,7 @@ def usage(request: HttpRequest) -> HttpResponse:
             "credits": credits,
             "charts": charts,
             "conversations": costliest_conversations(
-                user=request.user,
+                account=account,
                 since=since,
                 until=until,
                 limit=COSTLIEST_CONVERSATIONS,

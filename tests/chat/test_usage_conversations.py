@@ -45,7 +45,7 @@ def spent_by_conversation(seeded: SeededLedger, since: date, until: date) -> dic
 def test_costliest_conversations_sum_their_turns_of_the_range(
     seeded: SeededLedger,
 ) -> None:
-    top = costliest_conversations(user=seeded.user, since=SINCE, until=UNTIL)
+    top = costliest_conversations(account=seeded.account, since=SINCE, until=UNTIL)
 
     expected = spent_by_conversation(seeded, SINCE, UNTIL)
     assert {c.conversation_id: c.points for c in top} == expected
@@ -56,7 +56,7 @@ def test_a_turn_at_2359_kst_belongs_to_the_day_before(seeded: SeededLedger) -> N
     first_of_december = date(2026, 12, 1)
 
     top = costliest_conversations(
-        user=seeded.user, since=first_of_december, until=first_of_december
+        account=seeded.account, since=first_of_december, until=first_of_december
     )
 
     expected = spent_by_conversation(seeded, first_of_december, first_of_december)
@@ -69,11 +69,16 @@ def test_costliest_conversations_are_the_users_own(
 ) -> None:
     other = make_user()
 
-    assert costliest_conversations(user=other, since=SINCE, until=UNTIL) == []
+    assert (
+        costliest_conversations(account=other.points_account, since=SINCE, until=UNTIL)
+        == []
+    )
 
 
 def test_costliest_conversations_keep_the_limit(seeded: SeededLedger) -> None:
-    top = costliest_conversations(user=seeded.user, since=SINCE, until=UNTIL, limit=2)
+    top = costliest_conversations(
+        account=seeded.account, since=SINCE, until=UNTIL, limit=2
+    )
 
     expected = spent_by_conversation(seeded, SINCE, UNTIL)
     assert [c.points for c in top] == sorted(expected.values(), reverse=True)[:2]
