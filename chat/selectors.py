@@ -1,14 +1,29 @@
+from dataclasses import dataclass
+from datetime import date, timedelta
 from uuid import UUID
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
 
 from chat.exceptions import ConversationNotFound, TurnNotFound
 from chat.models import Conversation, Message
-from points.models import Hold
+from points.models import Account, Hold
 from points.services import turn_key
+from points.usage import day_bounds
 
 # The id breaks ties between conversations updated at the same instant.
 CONVERSATION_ORDERING = ("-updated_at", "-id")
+# An answer is saved at the instant its turn began to settle, its ledger row a
+# moment later in the same transaction: answers this much older than a range
+# cannot have been paid for in it.
+ANSWER_BEFORE_LEDGER_ROW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ConversationCost:
+    conversation_id: str
+    title: str
+    points: int
+    turns: int
 
 
 def conversations_for(user: object) -> QuerySet[Conversation]:
@@ -46,3 +61,40 @@ def turn_hold(user: object, idempotency_key: str) -> Hold:
     if hold is None:
         raise TurnNotFound()
     return hold
+
+
+def costliest_conversations(
+    *, account: Account, since: date, until: date, limit: int = 10
+) -> list[ConversationCost]:
+    """Return the user's conversations whose turns of `since..until` (TIME_ZONE
+    dates) cost the most points, with the points their ledger rows took.
+
+    One query: the user's conversations touched since the range began (index
+    on owner and updated_at), their answers of the range (index on conversation
+    and created_at) and the answers' ledger rows of the range (index on account
+    and created_at), whose time decides the day.
+    """
+    start, end = day_bounds(since, until)
+    rows = (
+        Message.objects.filter(
+            conversation__owner_id=account.user_id,
+            conversation__updated_at__gte=start - ANSWER_BEFORE_LEDGER_ROW,
+            created_at__gte=start - ANSWER_BEFORE_LEDGER_ROW,
+            created_at__lt=end,
+            transaction__account=account,
+            transaction__created_at__gte=start,
+            transaction__created_at__lt=end,
+        )
+        .values("conversation_id", "conversation__title")
+        .annotate(points=Sum(-F("transaction__amount")), turns=Count("id"))
+        .order_by("-points", "conversation_id")[:limit]
+    )
+    return [
+        ConversationCost(
+            conversation_id=str(row["conversation_id"]),
+            title=row["conversation__title"],
+            points=row["points"],
+            turns=row["turns"],
+        )
+        for row in rows
+    ]

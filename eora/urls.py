@@ -20,6 +20,7 @@ api_patterns = [
     path("user/points", points_apis.PointsApi.as_view(), name="api-points"),
     path("user/points/history", points_apis.HistoryApi.as_view(), name="api-history"),
     path("user/limits", points_apis.LimitsApi.as_view(), name="api-limits"),
+    path("user/usage", points_apis.UsageApi.as_view(), name="api-usage"),
     path("models", points_apis.ModelsApi.as_view(), name="api-models"),
     path(
         "conversations",

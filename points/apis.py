@@ -1,8 +1,11 @@
 """The points API: balance, history (cursor pages) and the models' rates."""
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,10 +23,23 @@ from points.services import (
     free_points_reset_at,
     set_spending_limits,
 )
+from points.usage import (
+    CREDIT_TYPES,
+    DEFAULT_RANGE_DAYS,
+    FIGURE_NAMES,
+    MAX_RANGE_DAYS,
+    Granularity,
+    GroupBy,
+    SeriesRow,
+    account_usage,
+)
 
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
 SINCE_NOT_BEFORE_UNTIL_MESSAGE = _("`since` must be before `until`.")
+SINCE_AFTER_UNTIL_MESSAGE = _("`since` must be on or before `until`.")
+RANGE_TOO_LONG_MESSAGE = _("The range may be at most %(days)d days long.")
+UNKNOWN_PARAMETER_MESSAGE = _("Unknown parameter.")
 
 
 class PointsApi(APIView):
@@ -278,4 +294,147 @@ class ModelsApi(APIView):
         ]
         return Response(
             self.ModelListSerializer({"success": True, "models": models}).data
+        )
+
+
+class UsageFiguresSerializer(serializers.Serializer):
+    points = serializers.IntegerField(help_text="Points spent by chat turns.")
+    free_points = serializers.IntegerField(
+        help_text="The part of `points` paid with daily free points."
+    )
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    turns = serializers.IntegerField(help_text="Chat turns charged.")
+    uncharged_points = serializers.IntegerField(
+        help_text="Cost above a turn's hold that could not be charged."
+    )
+
+
+class UsageSeriesRowSerializer(UsageFiguresSerializer):
+    period = serializers.DateField(
+        help_text="The day, the Monday of the ISO week, or the 1st of the month."
+    )
+    group = serializers.CharField(
+        allow_null=True,
+        help_text="The `id` of a `groups` entry; null without `group_by`.",
+    )
+
+    def to_representation(self, row: SeriesRow) -> dict:
+        # A year of days by group is thousands of rows: no serializer per row.
+        figures = row.figures
+        return {
+            "period": row.period.isoformat(),
+            "group": row.group,
+            **{name: getattr(figures, name) for name in FIGURE_NAMES},
+        }
+
+
+class UsageGroupSerializer(serializers.Serializer):
+    id = serializers.CharField(
+        help_text="The model's name, or the API key's id (\"0\": the web pages)."
+    )
+    label = serializers.CharField()
+    revoked = serializers.BooleanField(help_text="A revoked API key.")
+
+
+UsageCreditsSerializer = inline_serializer(
+    name="UsageCredits",
+    fields={
+        type: serializers.IntegerField(help_text=f"Signed sum of `{type}` rows.")
+        for type in CREDIT_TYPES
+    },
+)
+
+
+class UsageApi(APIView):
+    """The user's chat usage by TIME_ZONE day, week or month, from the roll-up."""
+
+    class UsageFilterSerializer(QuerySerializer):
+        granularity = serializers.ChoiceField(
+            choices=[g.value for g in Granularity], default=Granularity.DAY.value
+        )
+        group_by = serializers.ChoiceField(
+            choices=[g.value for g in GroupBy], required=False
+        )
+        since = serializers.DateField(
+            required=False,
+            help_text=(
+                f"First day (TIME_ZONE), inclusive; default `until` less "
+                f"{DEFAULT_RANGE_DAYS - 1} days."
+            ),
+        )
+        until = serializers.DateField(
+            required=False, help_text="Last day (TIME_ZONE), inclusive; default today."
+        )
+
+        def validate(self, data: dict) -> dict:
+            # QuerySerializer ignores parameters it does not declare: a misspelt
+            # `group-by` would silently give another report.
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {unknown[0]: UNKNOWN_PARAMETER_MESSAGE}
+                )
+            until = data.get("until") or timezone.localdate()
+            since = data.get("since") or until - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+            if since > until:
+                raise serializers.ValidationError(SINCE_AFTER_UNTIL_MESSAGE)
+            if (until - since).days + 1 > MAX_RANGE_DAYS:
+                raise serializers.ValidationError(
+                    RANGE_TOO_LONG_MESSAGE % {"days": MAX_RANGE_DAYS}
+                )
+            return {**data, "since": since, "until": until}
+
+    class UsageReportSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        granularity = serializers.ChoiceField(choices=[g.value for g in Granularity])
+        group_by = serializers.ChoiceField(
+            choices=[g.value for g in GroupBy], allow_null=True
+        )
+        since = serializers.DateField()
+        until = serializers.DateField()
+        time_zone = serializers.CharField(help_text="The zone whose days these are.")
+        totals = UsageFiguresSerializer()
+        groups = UsageGroupSerializer(many=True)
+        series = UsageSeriesRowSerializer(
+            many=True,
+            help_text=(
+                "Every period of the range, zeros included; grouped, one row per"
+                " period and group."
+            ),
+        )
+        credits = UsageCreditsSerializer
+
+    @extend_schema(
+        operation_id="user_usage",
+        parameters=[UsageFilterSerializer],
+        responses={200: UsageReportSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.UsageFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        options = filters.validated_data
+        group_by = options.get("group_by")
+        usage = account_usage(
+            account=account_of(user=request.user),
+            since=options["since"],
+            until=options["until"],
+            granularity=Granularity(options["granularity"]),
+            group_by=GroupBy(group_by) if group_by else None,
+        )
+        return Response(
+            self.UsageReportSerializer(
+                {
+                    "success": True,
+                    "granularity": usage.granularity.value,
+                    "group_by": usage.group_by.value if usage.group_by else None,
+                    "since": usage.since,
+                    "until": usage.until,
+                    "time_zone": settings.TIME_ZONE,
+                    "totals": usage.totals,
+                    "groups": usage.groups,
+                    "series": usage.series,
+                    "credits": usage.credits,
+                }
+            ).data
         )

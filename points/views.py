@@ -1,16 +1,30 @@
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from chat.selectors import costliest_conversations
 from points.forms import LimitsForm
+from points.models import TransactionType
 from points.selectors import active_tier, history, open_holds
 from points.services import account_of, set_spending_limits
+from points.usage import (
+    GroupBy,
+    chart_series,
+    summarise,
+    usage_days,
+)
 
 HISTORY_PAGE_SIZE = 20
+USAGE_PERIODS = (7, 30, 90)
+USAGE_DEFAULT_PERIOD = 30
+COSTLIEST_CONVERSATIONS = 10
 
 
 @login_required
@@ -54,3 +68,59 @@ def limits(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Your limits are saved."))
         return redirect("points:limits")
     return render(request, "points/limits.html", {"form": form, "account": account})
+
+
+@login_required
+def usage(request: HttpRequest) -> HttpResponse:
+    """Show the last 7, 30 or 90 days of chat usage: charts, totals, credits."""
+    try:
+        days = int(request.GET.get("days", USAGE_DEFAULT_PERIOD))
+    except ValueError:
+        days = USAGE_DEFAULT_PERIOD
+    if days not in USAGE_PERIODS:
+        days = USAGE_DEFAULT_PERIOD
+    account = account_of(user=request.user)
+    until = timezone.localdate()
+    since = until - timedelta(days=days - 1)
+    rows = usage_days(account=account, since=since, until=until)
+    totals = summarise(rows)
+    by_model = summarise(rows, group_by=GroupBy.MODEL)
+    by_key = summarise(rows, group_by=GroupBy.API_KEY)
+    charts = {
+        "labels": [period.isoformat() for period in totals.periods],
+        "pointsByModel": chart_series(by_model),
+        "pointsByKey": chart_series(by_key),
+        "tokens": [
+            {
+                "label": _("Prompt tokens"),
+                "data": [row.figures.prompt_tokens for row in totals.series],
+            },
+            {
+                "label": _("Completion tokens"),
+                "data": [row.figures.completion_tokens for row in totals.series],
+            },
+        ],
+        "axes": {"points": _("Points"), "tokens": _("Tokens")},
+    }
+    credits = [
+        (TransactionType(type).label, amount)
+        for type, amount in totals.credits.items()
+        if amount
+    ]
+    return render(
+        request,
+        "points/usage.html",
+        {
+            "days": days,
+            "periods": USAGE_PERIODS,
+            "usage": totals,
+            "credits": credits,
+            "charts": charts,
+            "conversations": costliest_conversations(
+                account=account,
+                since=since,
+                until=until,
+                limit=COSTLIEST_CONVERSATIONS,
+            ),
+        },
+    )
