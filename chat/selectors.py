@@ -1,21 +1,16 @@
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from uuid import UUID
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from chat.exceptions import ConversationNotFound, TurnNotFound
 from chat.models import Conversation, Message
-from points.models import Account, Hold
+from points.models import Account, ConversationDay, Hold
 from points.services import turn_key
-from points.usage import day_bounds
 
 # The id breaks ties between conversations updated at the same instant.
 CONVERSATION_ORDERING = ("-updated_at", "-id")
-# An answer is saved at the instant its turn began to settle, its ledger row a
-# moment later in the same transaction: answers this much older than a range
-# cannot have been paid for in it.
-ANSWER_BEFORE_LEDGER_ROW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -69,30 +64,32 @@ def costliest_conversations(
     """Return the user's conversations whose turns of `since..until` (TIME_ZONE
     dates) cost the most points, with the points their ledger rows took.
 
-    One query: the user's conversations touched since the range began (index
-    on owner and updated_at), their answers of the range (index on conversation
-    and created_at) and the answers' ledger rows of the range (index on account
-    and created_at), whose time decides the day.
+    One query on the `ConversationDay` roll-up (the ledger rows of each
+    conversation and day), limited to the user's conversations that still exist.
     """
-    start, end = day_bounds(since, until)
     rows = (
-        Message.objects.filter(
-            conversation__owner_id=account.user_id,
-            conversation__updated_at__gte=start - ANSWER_BEFORE_LEDGER_ROW,
-            created_at__gte=start - ANSWER_BEFORE_LEDGER_ROW,
-            created_at__lt=end,
-            transaction__account=account,
-            transaction__created_at__gte=start,
-            transaction__created_at__lt=end,
+        ConversationDay.objects.filter(
+            account=account,
+            day__gte=since,
+            day__lte=until,
+            conversation_id__in=Conversation.objects.filter(
+                owner_id=account.user_id
+            ).values("id"),
         )
-        .values("conversation_id", "conversation__title")
-        .annotate(points=Sum(-F("transaction__amount")), turns=Count("id"))
+        .values("conversation_id")
+        .annotate(points=-Sum("amount"), turns=Sum("rows"))
         .order_by("-points", "conversation_id")[:limit]
+    )
+    rows = list(rows)
+    titles = dict(
+        Conversation.objects.filter(
+            pk__in=[row["conversation_id"] for row in rows]
+        ).values_list("id", "title")
     )
     return [
         ConversationCost(
             conversation_id=str(row["conversation_id"]),
-            title=row["conversation__title"],
+            title=titles.get(row["conversation_id"], ""),
             points=row["points"],
             turns=row["turns"],
         )

@@ -406,6 +406,7 @@ def _save_turn(
             reported=reported,
             delivered_in_full=status == MessageStatus.COMPLETE,
             api_key=turn.request.api_key,
+            conversation_id=conversation.pk if conversation is not None else None,
         )
         answer = None
         if conversation is not None:

@@ -293,6 +293,13 @@ class Transaction(models.Model):
         verbose_name=_("order"),
         help_text=_("The order whose payment, refund or dispute this row records."),
     )
+    # Not a foreign key: deleting a conversation leaves the ledger as it was.
+    conversation_id = models.UUIDField(
+        _("conversation"),
+        null=True,
+        blank=True,
+        help_text=_("The conversation whose turn this row paid for."),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -591,3 +598,29 @@ class RefusalDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.day} {self.reason} x{self.count}"
+
+
+class ConversationDay(models.Model):
+    """The ledger rows of one conversation and day (TIME_ZONE), summed.
+
+    Kept by the roll-up trigger from rows that carry a `conversation_id` (chat
+    turns saved in a conversation), like `UsageDay`; the usage page's costliest
+    conversations read it. The conversation may since have been deleted.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    conversation_id = models.UUIDField()
+    rows = models.BigIntegerField(default=0)
+    amount = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "day", "conversation_id"],
+                name="points_conversationday_unique_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day} {self.conversation_id}"

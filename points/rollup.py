@@ -1,8 +1,10 @@
-"""The usage roll-ups: `UsageDay` and `UsageTotal`, kept by a trigger on the ledger.
+"""The usage roll-ups (`UsageDay`, `UsageTotal`, `ConversationDay`), kept by a
+trigger on the ledger.
 
 Every insert into the ledger adds its row to one `UsageDay` row (the account's
 day, type, model, API key and tier) and one `UsageTotal` row (the same without
-the account, spread over `USAGE_TOTAL_SHARDS` rows by account id), in the same
+the account, spread over `USAGE_TOTAL_SHARDS` rows by account id), and a turn
+saved in a conversation to one `ConversationDay` row, in the same
 statement's transaction, so a roll-up is never behind its ledger and costs the
 application no round trip. Days are TIME_ZONE's dates: on PostgreSQL the zone is
 written into the trigger function when it is installed, on SQLite each
@@ -16,6 +18,7 @@ alters `points_transaction` calls `install` again, as it does the ledger guard.
 
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -46,6 +49,19 @@ _ROW_VALUES = {
 }
 DAY_GROUP = ("account_id", "day", "type", "model", "key_id", "tier")
 TOTAL_GROUP = ("day", "type", "model", "tier", "shard")
+CONVERSATION_GROUP = ("account_id", "day", "conversation_id")
+# Each roll-up: its table, the columns it groups by, the sums it keeps, and which
+# ledger rows it sums (SQL on the row `{r}`; None for all).
+TABLES = (
+    ("points_usageday", DAY_GROUP, SUMS, None),
+    ("points_usagetotal", TOTAL_GROUP, SUMS, None),
+    (
+        "points_conversationday",
+        CONVERSATION_GROUP,
+        ("amount",),
+        "{r}.conversation_id IS NOT NULL",
+    ),
+)
 
 
 def _day_sql(vendor: str, column: str) -> str:
@@ -64,19 +80,22 @@ def _group_values(r: str, vendor: str) -> dict[str, str]:
         "key_id": f"COALESCE({r}.api_key_id, 0)",
         "tier": f"{r}.tier",
         "shard": f"({r}.account_id % {USAGE_TOTAL_SHARDS})",
+        "conversation_id": f"{r}.conversation_id",
     }
 
 
-def _upsert(table: str, group: tuple[str, ...], vendor: str) -> str:
+def _upsert(
+    table: str, group: tuple[str, ...], sums: tuple[str, ...], vendor: str
+) -> str:
     values = _group_values("NEW", vendor)
-    columns = [*group, "rows", *SUMS]
+    columns = [*group, "rows", *sums]
     row = (
         [values[name] for name in group]
         + ["1"]
-        + [_ROW_VALUES[name].format(r="NEW") for name in SUMS]
+        + [_ROW_VALUES[name].format(r="NEW") for name in sums]
     )
     updates = ", ".join(
-        f"{name} = {table}.{name} + excluded.{name}" for name in ("rows", *SUMS)
+        f"{name} = {table}.{name} + excluded.{name}" for name in ("rows", *sums)
     )
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(row)}) "
@@ -85,12 +104,18 @@ def _upsert(table: str, group: tuple[str, ...], vendor: str) -> str:
 
 
 def _postgresql_install() -> list[str]:
+    body = []
+    for table, group, sums, where in TABLES:
+        upsert = _upsert(table, group, sums, "postgresql")
+        if where is not None:
+            upsert = f"IF {where.format(r='NEW')} THEN {upsert} END IF;"
+        body.append(upsert)
+    statements = "\n            ".join(body)
     return [
         f"""
         CREATE OR REPLACE FUNCTION points_usage_rollup() RETURNS trigger AS $$
         BEGIN
-            {_upsert("points_usageday", DAY_GROUP, "postgresql")}
-            {_upsert("points_usagetotal", TOTAL_GROUP, "postgresql")}
+            {statements}
             RETURN NULL;
         END;
         $$ LANGUAGE plpgsql;
@@ -104,25 +129,30 @@ def _postgresql_install() -> list[str]:
     ]
 
 
+SQLITE_TRIGGER = "points_transaction_usage_rollup"
+
+
 def _sqlite_install() -> list[str]:
-    return [
-        "DROP TRIGGER IF EXISTS points_transaction_usage_rollup;",
-        f"""
-        CREATE TRIGGER points_transaction_usage_rollup
-        AFTER INSERT ON points_transaction
-        BEGIN
-            {_upsert("points_usageday", DAY_GROUP, "sqlite")}
-            {_upsert("points_usagetotal", TOTAL_GROUP, "sqlite")}
-        END;
-        """,
-    ]
+    statements = [f"DROP TRIGGER IF EXISTS {SQLITE_TRIGGER};"]
+    for index, (table, group, sums, where) in enumerate(TABLES):
+        name = f"{SQLITE_TRIGGER}_{index}"
+        when = f" WHEN {where.format(r='NEW')}" if where is not None else ""
+        statements += [
+            f"DROP TRIGGER IF EXISTS {name};",
+            f"CREATE TRIGGER {name} AFTER INSERT ON points_transaction{when}"
+            f" BEGIN {_upsert(table, group, sums, 'sqlite')} END;",
+        ]
+    return statements
 
 
 POSTGRESQL_REMOVE = [
     "DROP TRIGGER IF EXISTS points_transaction_usage_rollup ON points_transaction;",
     "DROP FUNCTION IF EXISTS points_usage_rollup();",
 ]
-SQLITE_REMOVE = ["DROP TRIGGER IF EXISTS points_transaction_usage_rollup;"]
+SQLITE_REMOVE = [
+    f"DROP TRIGGER IF EXISTS {SQLITE_TRIGGER}{suffix};"
+    for suffix in ("", *(f"_{index}" for index in range(3)))
+]
 
 
 def install(connection: Any = default_connection) -> None:
@@ -164,21 +194,24 @@ def on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
         )
 
 
-def _aggregate_sql(table: str, group: tuple[str, ...], vendor: str) -> str:
-    """Return SELECT of the ledger summed as `table` keeps it."""
+def _aggregate_sql(
+    group: tuple[str, ...], sums: tuple[str, ...], where: str | None, vendor: str
+) -> str:
+    """Return SELECT of the ledger summed as a roll-up keeps it."""
     values = _group_values("t", vendor)
     keys = [values[name] for name in group]
-    sums = [f"SUM({_ROW_VALUES[name].format(r='t')})" for name in SUMS]
+    totals = [f"SUM({_ROW_VALUES[name].format(r='t')})" for name in sums]
+    condition = f" WHERE {where.format(r='t')}" if where is not None else ""
     return (
         f"SELECT {', '.join(f'{k} AS {n}' for k, n in zip(keys, group, strict=True))},"
         f" COUNT(*) AS rows, "
-        + ", ".join(f"{s} AS {n}" for s, n in zip(sums, SUMS, strict=True))
-        + f" FROM points_transaction t GROUP BY {', '.join(keys)}"
+        + ", ".join(f"{s} AS {n}" for s, n in zip(totals, sums, strict=True))
+        + f" FROM points_transaction t{condition} GROUP BY {', '.join(keys)}"
     )
 
 
-def rebuild(connection: Any = default_connection) -> tuple[int, int]:
-    """Recompute both roll-ups from the ledger; return their new row counts.
+def rebuild(connection: Any = default_connection) -> tuple[int, ...]:
+    """Recompute the roll-ups from the ledger; return their new row counts.
 
     The ledger is locked against inserts (SHARE) while it runs on PostgreSQL, so
     no row is missed or counted twice; SQLite's write transaction does the same.
@@ -191,18 +224,15 @@ def rebuild(connection: Any = default_connection) -> tuple[int, int]:
         install(connection)
         with connection.cursor() as cursor:
             counts = []
-            for table, group in (
-                ("points_usageday", DAY_GROUP),
-                ("points_usagetotal", TOTAL_GROUP),
-            ):
+            for table, group, sums, where in TABLES:
                 cursor.execute(f"DELETE FROM {table}")
-                columns = ", ".join((*group, "rows", *SUMS))
+                columns = ", ".join((*group, "rows", *sums))
                 cursor.execute(
                     f"INSERT INTO {table} ({columns}) "
-                    f"{_aggregate_sql(table, group, vendor)}"
+                    f"{_aggregate_sql(group, sums, where, vendor)}"
                 )
                 counts.append(cursor.rowcount)
-    return counts[0], counts[1]
+    return tuple(counts)
 
 
 def differences(connection: Any = default_connection) -> list[str]:
@@ -210,17 +240,14 @@ def differences(connection: Any = default_connection) -> list[str]:
     vendor = connection.vendor
     found: list[str] = []
     with connection.cursor() as cursor:
-        for table, group in (
-            ("points_usageday", DAY_GROUP),
-            ("points_usagetotal", TOTAL_GROUP),
-        ):
-            names = (*group, "rows", *SUMS)
+        for table, group, sums, where in TABLES:
+            names = (*group, "rows", *sums)
             cursor.execute(
                 f"SELECT {', '.join(names)} FROM {table} WHERE rows <> 0 OR "
-                + " OR ".join(f"{name} <> 0" for name in SUMS)
+                + " OR ".join(f"{name} <> 0" for name in sums)
             )
             kept = {row[: len(group)]: row[len(group) :] for row in cursor.fetchall()}
-            cursor.execute(_aggregate_sql(table, group, vendor))
+            cursor.execute(_aggregate_sql(group, sums, where, vendor))
             expected = {
                 row[: len(group)]: row[len(group) :] for row in cursor.fetchall()
             }
@@ -236,4 +263,8 @@ def differences(connection: Any = default_connection) -> list[str]:
 
 
 def _key(values: tuple) -> tuple:
-    return tuple(v.isoformat() if isinstance(v, date) else v for v in values)
+    # Dates and UUIDs come back as objects from PostgreSQL, as text from SQLite.
+    return tuple(
+        v.isoformat() if isinstance(v, date) else v.hex if isinstance(v, UUID) else v
+        for v in values
+    )

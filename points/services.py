@@ -1343,6 +1343,7 @@ def settle(
     reported: TokenCount | None = None,
     delivered_in_full: bool = True,
     api_key: object | None = None,
+    conversation_id: object | None = None,
 ) -> Settlement:
     """Charge a turn for its usage, at most what was held, and end its hold.
 
@@ -1351,7 +1352,8 @@ def settle(
     False when the client left (or the answer stopped) before the end. Cost
     above the hold is not charged and is recorded as `uncharged_points`. A turn
     that outlived its hold is charged the same, capped at the hold and at what
-    is available now.
+    is available now. `conversation_id` names the conversation the turn was
+    saved in, if any: the row records it for the usage pages.
     """
     usage, source = metered_usage(
         reservation,
@@ -1398,6 +1400,7 @@ def settle(
                 list_cost=usage.cost,
                 discount=discount,
                 tier=reservation.tier or "",
+                conversation_id=conversation_id,
                 **_usage_fields(usage),
             )
         else:

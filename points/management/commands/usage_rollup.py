@@ -18,9 +18,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         if options["rebuild"]:
-            days, totals = rollup.rebuild()
+            days, totals, conversations = rollup.rebuild()
             self.stdout.write(
-                f"usage_rollup: rebuilt {days} account-day and {totals} day rows."
+                f"usage_rollup: rebuilt {days} account-day, {totals} day and"
+                f" {conversations} conversation-day rows."
             )
             return
         found = rollup.differences()
