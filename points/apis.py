@@ -33,6 +33,7 @@ from points.services import (
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
 SINCE_NOT_BEFORE_UNTIL_MESSAGE = _("`since` must be before `until`.")
+UNKNOWN_PARAMETER_MESSAGE = _("Unknown parameter.")
 INVALID_API_KEY_FILTER_MESSAGE = _("Send an API key's id, or `web` for the web pages.")
 
 
@@ -305,19 +306,31 @@ class ErrorsAsJson(BaseContentNegotiation):
 class HistoryCsvApi(APIView):
     """The whole filtered history as CSV, streamed newest first."""
 
+    class HistoryCsvFilterSerializer(HistoryFilterSerializer):
+        def to_internal_value(self, data: Any) -> dict[str, Any]:
+            # A new endpoint, strict from the start: `limit` or `cursor` sent here
+            # would otherwise be ignored, and a client expecting one page would
+            # get the whole history.
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [UNKNOWN_PARAMETER_MESSAGE] for name in unknown}
+                )
+            return super().to_internal_value(data)
+
     renderer_classes = [JSONRenderer]
     content_negotiation_class = ErrorsAsJson
 
     @extend_schema(
         operation_id="user_points_history_csv",
-        parameters=[HistoryFilterSerializer],
+        parameters=[HistoryCsvFilterSerializer],
         responses={
             (200, "text/csv"): {"type": "string"},
             **ERROR_RESPONSES,
         },
     )
     def get(self, request: Request) -> StreamingHttpResponse:
-        filters = HistoryFilterSerializer(data=request.query_params)
+        filters = self.HistoryCsvFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         rows = filtered_history(account_of(user=request.user), filters.validated_data)
         if isinstance(request._request, ASGIRequest):
