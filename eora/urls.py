@@ -19,6 +19,11 @@ api_patterns = [
     path("chat", chat_api.chat, name="api-chat"),
     path("user/points", points_apis.PointsApi.as_view(), name="api-points"),
     path("user/points/history", points_apis.HistoryApi.as_view(), name="api-history"),
+    path(
+        "user/points/history.csv",
+        points_apis.HistoryCsvApi.as_view(),
+        name="api-history-csv",
+    ),
     path("user/limits", points_apis.LimitsApi.as_view(), name="api-limits"),
     path("user/usage", points_apis.UsageApi.as_view(), name="api-usage"),
     path("models", points_apis.ModelsApi.as_view(), name="api-models"),

@@ -1,22 +1,29 @@
 """The points API: balance, history (cursor pages) and the models' rates."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import QuerySerializer
+from common.api import QuerySerializer, StrictCharField
 from common.pagination import CursorPage
 from common.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
-from points.models import ModelRate, Transaction, TransactionType
+from points.history_csv import csv_filename, history_csv, history_csv_async
+from points.models import Account, ModelRate, Transaction, TransactionType
 from points.pricing import default_rates
-from points.selectors import HISTORY_ORDERING, history
+from points.selectors import HISTORY_ORDERING, WEB_PAGES, ApiKeyFilter, history
 from points.services import (
     MAX_POINTS,
     account_of,
@@ -40,6 +47,7 @@ SINCE_NOT_BEFORE_UNTIL_MESSAGE = _("`since` must be before `until`.")
 SINCE_AFTER_UNTIL_MESSAGE = _("`since` must be on or before `until`.")
 RANGE_TOO_LONG_MESSAGE = _("The range may be at most %(days)d days long.")
 UNKNOWN_PARAMETER_MESSAGE = _("Unknown parameter.")
+INVALID_API_KEY_FILTER_MESSAGE = _("Send an API key's id, or `web` for the web pages.")
 
 
 class PointsApi(APIView):
@@ -188,28 +196,72 @@ class HistoryRecordSerializer(serializers.Serializer):
         return TokenDetailsSerializer(row).data
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["web"]}]}
+)
+class ApiKeyFilterField(serializers.Field):
+    """An API key's id, or `web` for the rows written on the web pages."""
+
+    default_error_messages = {"invalid": INVALID_API_KEY_FILTER_MESSAGE}
+
+    def to_internal_value(self, data: Any) -> ApiKeyFilter:
+        if data == WEB_PAGES:
+            return WEB_PAGES
+        if not isinstance(data, str) or not data.isascii() or not data.isdigit():
+            self.fail("invalid")
+        key_id = int(data)
+        if not 1 <= key_id <= 2**63 - 1:
+            self.fail("invalid")
+        return key_id
+
+    def to_representation(self, value: ApiKeyFilter) -> str:
+        return str(value)
+
+
+class HistoryFilterSerializer(QuerySerializer):
+    type = serializers.MultipleChoiceField(
+        choices=TransactionType.choices, required=False
+    )
+    since = serializers.DateTimeField(
+        required=False, help_text="Rows written at or after this time."
+    )
+    until = serializers.DateTimeField(
+        required=False,
+        help_text="Rows written before this time; it must be after `since`.",
+    )
+    model = StrictCharField(
+        required=False, max_length=100, help_text="Rows of this model only."
+    )
+    api_key = ApiKeyFilterField(
+        required=False,
+        help_text="Rows paid through this API key (its id); `web`: the web pages'.",
+    )
+
+    def validate(self, data: dict) -> dict:
+        if "since" in data and "until" in data and data["since"] >= data["until"]:
+            raise serializers.ValidationError(SINCE_NOT_BEFORE_UNTIL_MESSAGE)
+        return data
+
+
+def filtered_history(account: Account, options: dict) -> QuerySet[Transaction]:
+    """Return the account's history filtered by a `HistoryFilterSerializer`'s data."""
+    return history(
+        account,
+        types=sorted(options.get("type") or []),
+        since=options.get("since"),
+        until=options.get("until"),
+        model=options.get("model"),
+        api_key=options.get("api_key"),
+    )
+
+
 class HistoryApi(APIView):
-    class HistoryPageFilterSerializer(QuerySerializer):
+    class HistoryPageFilterSerializer(HistoryFilterSerializer):
         limit = serializers.IntegerField(
             min_value=1, max_value=HISTORY_MAX_LIMIT, default=HISTORY_DEFAULT_LIMIT
         )
         # Decoded by CursorPage; declared here to be checked and documented.
         cursor = serializers.CharField(required=False, help_text=PAGE_CURSOR_HELP)
-        type = serializers.MultipleChoiceField(
-            choices=TransactionType.choices, required=False
-        )
-        since = serializers.DateTimeField(
-            required=False, help_text="Rows written at or after this time."
-        )
-        until = serializers.DateTimeField(
-            required=False,
-            help_text="Rows written before this time; it must be after `since`.",
-        )
-
-        def validate(self, data: dict) -> dict:
-            if "since" in data and "until" in data and data["since"] >= data["until"]:
-                raise serializers.ValidationError(SINCE_NOT_BEFORE_UNTIL_MESSAGE)
-            return data
 
     class HistoryPageSerializer(serializers.Serializer):
         success = serializers.BooleanField()
@@ -229,14 +281,8 @@ class HistoryApi(APIView):
         filters.is_valid(raise_exception=True)
         options = filters.validated_data
         account = account_of(user=request.user)
-        types = sorted(options.get("type") or [])
-        rows = history(
-            account,
-            types=types,
-            since=options.get("since"),
-            until=options.get("until"),
-        )
-        filtered = bool(types or "since" in options or "until" in options)
+        rows = filtered_history(account, options)
+        filtered = bool(options.keys() & {"type", "since", "until", "model", "api_key"})
         # Without filters every row counts, and the account's version is that count.
         total = rows.count() if filtered else account.version
         pages = CursorPage(
@@ -255,6 +301,59 @@ class HistoryApi(APIView):
                 }
             ).data
         )
+
+
+class ErrorsAsJson(BaseContentNegotiation):
+    """Pick JSON whatever `Accept` says: the CSV is the view's own response, and
+    errors come in the JSON envelope, not as 406 to a client that asked for CSV."""
+
+    def select_parser(self, request: Request, parsers: list) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: list, format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return renderers[0], renderers[0].media_type
+
+
+class HistoryCsvApi(APIView):
+    """The whole filtered history as CSV, streamed newest first."""
+
+    class HistoryCsvFilterSerializer(HistoryFilterSerializer):
+        def to_internal_value(self, data: Any) -> dict[str, Any]:
+            # A new endpoint, strict from the start: `limit` or `cursor` sent here
+            # would otherwise be ignored, and a client expecting one page would
+            # get the whole history.
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [UNKNOWN_PARAMETER_MESSAGE] for name in unknown}
+                )
+            return super().to_internal_value(data)
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = ErrorsAsJson
+
+    @extend_schema(
+        operation_id="user_points_history_csv",
+        parameters=[HistoryCsvFilterSerializer],
+        responses={
+            (200, "text/csv"): {"type": "string"},
+            **ERROR_RESPONSES,
+        },
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        filters = self.HistoryCsvFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = filtered_history(account_of(user=request.user), filters.validated_data)
+        if isinstance(request._request, ASGIRequest):
+            body = history_csv_async(rows)
+        else:
+            body = history_csv(rows)
+        response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
+        filename = csv_filename(timezone.localdate())
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
 
 class ModelRateSerializer(serializers.Serializer):

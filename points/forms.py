@@ -1,8 +1,17 @@
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import ApiKey
 from points.dashboard import MAX_PERIOD_DAYS
+from points.models import TransactionType
+from points.selectors import WEB_PAGES, ApiKeyFilter
 from points.services import MAX_POINTS
 
 
@@ -96,3 +105,102 @@ class DashboardForm(forms.Form):
             )
         cleaned["since"], cleaned["until"] = since, until
         return cleaned
+
+
+# The dates a filter takes: wide enough for any ledger, narrow enough that the
+# day after the last one, in TIME_ZONE and in UTC, is still a datetime.
+EARLIEST_FILTER_DATE = date(2000, 1, 1)
+LATEST_FILTER_DATE = date(9998, 12, 31)
+DATES_REVERSED_MESSAGE = _("The first date must not be after the last.")
+
+
+def day_start(day: date) -> datetime:
+    """Return 00:00 of `day` in TIME_ZONE."""
+    return datetime.combine(day, time.min, tzinfo=timezone.get_default_timezone())
+
+
+class HistoryFilterForm(forms.Form):
+    """The points page's history filters, offered from the user's own choices."""
+
+    type = forms.ChoiceField(label=_("Type"), required=False)
+    model = forms.ChoiceField(label=_("Model"), required=False)
+    api_key = forms.ChoiceField(label=_("API key"), required=False)
+    date_from = forms.DateField(
+        label=_("From"),
+        required=False,
+        validators=[
+            MinValueValidator(EARLIEST_FILTER_DATE),
+            MaxValueValidator(LATEST_FILTER_DATE),
+        ],
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    date_to = forms.DateField(
+        label=_("To"),
+        required=False,
+        validators=[
+            MinValueValidator(EARLIEST_FILTER_DATE),
+            MaxValueValidator(LATEST_FILTER_DATE),
+        ],
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def __init__(
+        self, data: Mapping[str, Any], *, models: list[str], api_keys: list[ApiKey]
+    ) -> None:
+        super().__init__(data)
+        self.fields["type"].choices = [("", _("All types")), *TransactionType.choices]
+        self.fields["model"].choices = [
+            ("", _("All models")),
+            *((model, model) for model in models),
+        ]
+        self.fields["api_key"].choices = [
+            ("", _("Web pages and all keys")),
+            (WEB_PAGES, _("Web pages")),
+            *((str(key.pk), _key_label(key)) for key in api_keys),
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        first, last = data.get("date_from"), data.get("date_to")
+        if first is not None and last is not None and first > last:
+            raise forms.ValidationError(DATES_REVERSED_MESSAGE)
+        return data
+
+    def history_filters(self) -> dict[str, Any]:
+        """Return the cleaned filters as `points.selectors.history` takes them."""
+        data = self.cleaned_data
+        return {
+            "types": [data["type"]] if data["type"] else None,
+            "model": data["model"] or None,
+            "api_key": _api_key_filter(data["api_key"]),
+            "since": day_start(data["date_from"]) if data["date_from"] else None,
+            "until": (
+                day_start(data["date_to"] + timedelta(days=1))
+                if data["date_to"]
+                else None
+            ),
+        }
+
+    def api_query(self) -> str:
+        """Return the same filters as the history API's query string."""
+        filters = self.history_filters()
+        query = {
+            "type": filters["types"][0] if filters["types"] else None,
+            "model": filters["model"],
+            "api_key": filters["api_key"],
+            "since": filters["since"].isoformat() if filters["since"] else None,
+            "until": filters["until"].isoformat() if filters["until"] else None,
+        }
+        return urlencode({name: value for name, value in query.items() if value})
+
+
+def _api_key_filter(choice: str) -> ApiKeyFilter | None:
+    if not choice:
+        return None
+    return WEB_PAGES if choice == WEB_PAGES else int(choice)
+
+
+def _key_label(key: ApiKey) -> str:
+    if key.is_active:
+        return key.name
+    return _("%(name)s (revoked)") % {"name": key.name}

@@ -333,6 +333,15 @@ class Transaction(models.Model):
             models.Index(
                 fields=["account", "-created_at"], name="points_tx_account_created_idx"
             ),
+            # The history filtered by model or by API key, newest first.
+            models.Index(
+                fields=["account", "model", "-version"],
+                name="points_tx_account_model_idx",
+            ),
+            models.Index(
+                fields=["account", "api_key", "-version"],
+                name="points_tx_account_key_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,10 +1,13 @@
 """Reads of the ledger: balances and history pages."""
 
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Final, Literal
 
 from django.db.models import Case, F, QuerySet, Sum, Value, When
 from django.utils import timezone
 
+from accounts.models import ApiKey
 from points.limits import LimitPeriod, period_bounds
 from points.models import (
     Account,
@@ -13,10 +16,14 @@ from points.models import (
     Tier,
     Transaction,
     TransactionType,
+    UsageDay,
 )
 
 # Versions are unique per account: a page boundary never falls between equals.
 HISTORY_ORDERING = ("-version",)
+# The `api_key` filter's value for rows written without a key (the web pages).
+WEB_PAGES: Final = "web"
+ApiKeyFilter = int | Literal["web"]
 
 
 def history(
@@ -25,8 +32,13 @@ def history(
     types: list[str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    model: str | None = None,
+    api_key: ApiKeyFilter | None = None,
 ) -> QuerySet[Transaction]:
-    """Return the account's ledger rows, newest first, filtered."""
+    """Return the account's ledger rows, newest first, filtered.
+
+    `api_key` is a key's id, or `WEB_PAGES` for the rows written without one.
+    """
     rows = Transaction.objects.filter(account=account).order_by(*HISTORY_ORDERING)
     if types:
         rows = rows.filter(type__in=types)
@@ -34,7 +46,56 @@ def history(
         rows = rows.filter(created_at__gte=since)
     if until is not None:
         rows = rows.filter(created_at__lt=until)
+    if model is not None:
+        rows = rows.filter(model=model)
+    if api_key == WEB_PAGES:
+        rows = rows.filter(api_key__isnull=True)
+    elif api_key is not None:
+        rows = rows.filter(api_key_id=api_key)
     return rows
+
+
+def history_chunk(
+    rows: QuerySet[Transaction], *, before_version: int | None, size: int
+) -> list[Transaction]:
+    """Return up to `size` of `rows` (newest first) older than `before_version`.
+
+    A keyset page: each chunk is one short query on (account, version), so a
+    long history is read without a server-side cursor or a long transaction.
+    """
+    if before_version is not None:
+        rows = rows.filter(version__lt=before_version)
+    return list(rows.select_related("api_key")[:size])
+
+
+def history_chunks(
+    rows: QuerySet[Transaction], *, size: int
+) -> Iterator[list[Transaction]]:
+    """Yield all of `rows`, newest first, `size` rows at a time."""
+    before_version = None
+    while True:
+        chunk = history_chunk(rows, before_version=before_version, size=size)
+        if chunk:
+            yield chunk
+        if len(chunk) < size:
+            return
+        before_version = chunk[-1].version
+
+
+def history_models(account: Account) -> list[str]:
+    """Return the models the account's rows name, from the roll-ups (no ledger scan)."""
+    return list(
+        UsageDay.objects.filter(account=account)
+        .exclude(model="")
+        .values_list("model", flat=True)
+        .distinct()
+        .order_by("model")
+    )
+
+
+def history_api_keys(account: Account) -> list[ApiKey]:
+    """Return the account's API keys, revoked ones too: old rows name them."""
+    return list(ApiKey.objects.filter(user_id=account.user_id).order_by("name", "pk"))
 
 
 def open_holds(account: Account) -> QuerySet[Hold]:

@@ -5,14 +5,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from chat.selectors import costliest_conversations
-from points.forms import LimitsForm
+from points.forms import HistoryFilterForm, LimitsForm
 from points.models import TransactionType
-from points.selectors import active_tier, history, open_holds
+from points.selectors import (
+    active_tier,
+    history,
+    history_api_keys,
+    history_models,
+    open_holds,
+)
 from points.services import account_of, set_spending_limits
 from points.usage import (
     GroupBy,
@@ -29,16 +36,27 @@ COSTLIEST_CONVERSATIONS = 10
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
+    """Show the balance and the history, filtered by the GET form."""
     account = account_of(user=request.user)
-    page = Paginator(history(account), HISTORY_PAGE_SIZE).get_page(
-        request.GET.get("page")
+    filters = HistoryFilterForm(
+        request.GET,
+        models=history_models(account),
+        api_keys=history_api_keys(account),
     )
+    page, csv_url = None, None
+    if filters.is_valid():
+        rows = history(account, **filters.history_filters())
+        page = Paginator(rows, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+        csv_url = f"{reverse('api-history-csv')}?{filters.api_query()}"
     return render(
         request,
         "points/overview.html",
         {
             "account": account,
+            "filters": filters,
+            "filtered": filters.is_valid() and any(filters.cleaned_data.values()),
             "page": page,
+            "csv_url": csv_url,
             "open_holds": open_holds(account),
             "tier": active_tier(account),
         },
