@@ -2,7 +2,7 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 
 from chat.exceptions import ConversationNotFound, TurnNotFound
 from chat.models import Conversation, Message
@@ -67,6 +67,9 @@ def costliest_conversations(
     One query on the `ConversationDay` roll-up (the ledger rows of each
     conversation and day), limited to the user's conversations that still exist.
     """
+    titles = Conversation.objects.filter(pk=OuterRef("conversation_id")).values(
+        "title"
+    )[:1]
     rows = (
         ConversationDay.objects.filter(
             account=account,
@@ -77,19 +80,13 @@ def costliest_conversations(
             ).values("id"),
         )
         .values("conversation_id")
-        .annotate(points=-Sum("amount"), turns=Sum("rows"))
+        .annotate(points=-Sum("amount"), turns=Sum("rows"), title=Subquery(titles))
         .order_by("-points", "conversation_id")[:limit]
-    )
-    rows = list(rows)
-    titles = dict(
-        Conversation.objects.filter(
-            pk__in=[row["conversation_id"] for row in rows]
-        ).values_list("id", "title")
     )
     return [
         ConversationCost(
             conversation_id=str(row["conversation_id"]),
-            title=titles.get(row["conversation_id"], ""),
+            title=row["title"] or "",
             points=row["points"],
             turns=row["turns"],
         )

@@ -534,6 +534,20 @@ class UsageDay(models.Model):
         ]
         indexes = [
             models.Index(fields=["day", "account"], name="points_usageday_day_idx"),
+            # The dashboard's per-account sums over a period, from the index alone
+            # on PostgreSQL (other databases ignore `include`).
+            models.Index(
+                fields=["type", "day"],
+                include=[
+                    "account",
+                    "amount",
+                    "rows",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "model",
+                ],
+                name="points_usageday_type_day_idx",
+            ),
         ]
 
     def __str__(self) -> str:

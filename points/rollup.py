@@ -103,9 +103,9 @@ def _upsert(
     )
 
 
-def _postgresql_install() -> list[str]:
+def _postgresql_install(tables: tuple = TABLES) -> list[str]:
     body = []
-    for table, group, sums, where in TABLES:
+    for table, group, sums, where in tables:
         upsert = _upsert(table, group, sums, "postgresql")
         if where is not None:
             upsert = f"IF {where.format(r='NEW')} THEN {upsert} END IF;"
@@ -132,9 +132,9 @@ def _postgresql_install() -> list[str]:
 SQLITE_TRIGGER = "points_transaction_usage_rollup"
 
 
-def _sqlite_install() -> list[str]:
+def _sqlite_install(tables: tuple = TABLES) -> list[str]:
     statements = [f"DROP TRIGGER IF EXISTS {SQLITE_TRIGGER};"]
-    for index, (table, group, sums, where) in enumerate(TABLES):
+    for index, (table, group, sums, where) in enumerate(tables):
         name = f"{SQLITE_TRIGGER}_{index}"
         when = f" WHEN {where.format(r='NEW')}" if where is not None else ""
         statements += [
@@ -155,12 +155,13 @@ SQLITE_REMOVE = [
 ]
 
 
-def install(connection: Any = default_connection) -> None:
-    """Install (or replace) the trigger that keeps the roll-ups."""
+def install(connection: Any = default_connection, tables: tuple = TABLES) -> None:
+    """Install (or replace) the trigger that keeps the roll-ups (`tables`: the
+    roll-ups a migration knows of; all by default)."""
     statements = (
-        _postgresql_install()
+        _postgresql_install(tables)
         if connection.vendor == "postgresql"
-        else _sqlite_install()
+        else _sqlite_install(tables)
     )
     with connection.cursor() as cursor:
         for statement in statements:
@@ -210,7 +211,9 @@ def _aggregate_sql(
     )
 
 
-def rebuild(connection: Any = default_connection) -> tuple[int, ...]:
+def rebuild(
+    connection: Any = default_connection, tables: tuple = TABLES
+) -> tuple[int, ...]:
     """Recompute the roll-ups from the ledger; return their new row counts.
 
     The ledger is locked against inserts (SHARE) while it runs on PostgreSQL, so
@@ -221,10 +224,10 @@ def rebuild(connection: Any = default_connection) -> tuple[int, ...]:
         with connection.cursor() as cursor:
             if vendor == "postgresql":
                 cursor.execute("LOCK TABLE points_transaction IN SHARE MODE")
-        install(connection)
+        install(connection, tables)
         with connection.cursor() as cursor:
             counts = []
-            for table, group, sums, where in TABLES:
+            for table, group, sums, where in tables:
                 cursor.execute(f"DELETE FROM {table}")
                 columns = ", ".join((*group, "rows", *sums))
                 cursor.execute(

@@ -5,9 +5,9 @@ from datetime import date
 import pytest
 
 from accounts.models import User
-from chat.models import Message
+from chat.models import Conversation, Message
 from chat.selectors import costliest_conversations
-from points.models import TransactionType
+from points.models import Transaction, TransactionType
 from tests.points.usage_ledger import (
     DAILY_FREE,
     MODELS,
@@ -82,3 +82,27 @@ def test_costliest_conversations_keep_the_limit(seeded: SeededLedger) -> None:
 
     expected = spent_by_conversation(seeded, SINCE, UNTIL)
     assert [c.points for c in top] == sorted(expected.values(), reverse=True)[:2]
+
+
+def test_each_turn_row_records_its_conversation(seeded: SeededLedger) -> None:
+    answers = Message.objects.filter(
+        transaction__isnull=False, transaction__account=seeded.account
+    ).select_related("transaction")
+
+    assert answers
+    assert all(m.transaction.conversation_id == m.conversation_id for m in answers)
+
+
+def test_a_deleted_conversation_leaves_the_list_and_the_ledger_as_it_was(
+    seeded: SeededLedger,
+) -> None:
+    top = costliest_conversations(account=seeded.account, since=SINCE, until=UNTIL)
+    gone = top[0].conversation_id
+
+    Conversation.objects.filter(pk=gone).delete()
+
+    after = costliest_conversations(account=seeded.account, since=SINCE, until=UNTIL)
+    assert [c.conversation_id for c in after] == [c.conversation_id for c in top[1:]]
+    # Its rows still carry its id, and the roll-up still sums them (the closing
+    # audit checks the roll-up against the ledger).
+    assert Transaction.objects.filter(conversation_id=gone).exists()
