@@ -213,7 +213,7 @@ def _request_body(
 
 
 def _json_object(data: bytes) -> dict:
-    """Return a JSON object the endpoint sent; anything else, or an error, fails."""
+    """Return the JSON object sent; raise `ProviderError` for anything else."""
     try:
         value = json.loads(data)
     except ValueError as error:
