@@ -1,28 +1,32 @@
 """Model providers: the offline demo model and any OpenAI-compatible endpoint.
 
 A provider streams the answer as text deltas and ends, at most once, with the
-usage the provider itself reported. Failures surface as `ProviderError`.
+usage the provider itself reported, or returns the whole answer at once.
+Failures surface as `ProviderError`.
 """
 
 import asyncio
 import hashlib
+import json
 import re
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-import openai
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from chat import upstream
 from chat.exceptions import ProviderError, ProviderTimeout
 from points.tokens import encoding_name_for, get_encoding
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 GREETING = re.compile(r"^\s*(안녕|hello|hi|hey|good (morning|evening))", re.I)
 PIECE = re.compile(r"\S+\s*|\s+")
+# How long the rest of a stream is read after `[DONE]` before its connection is
+# dropped instead of reused.
+DRAIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,25 @@ class StreamCut:
 StreamEvent = str | ProviderUsage | StreamCut
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A whole answer, asked for at once."""
+
+    text: str
+    # None when the provider did not say the answer was finished (it was cut).
+    finish_reason: str | None
+    usage: ProviderUsage | None
+
+
 class Provider(Protocol):
+    """A model, asked for an answer as a stream or all at once.
+
+    `stream` yields text deltas, then a `StreamCut` if the answer did not finish,
+    then at most one `ProviderUsage`; `complete` returns the same as one
+    `Completion`. Both raise `ProviderError` (or `ProviderTimeout`) when the
+    model fails. Sampling options are passed on as `options`.
+    """
+
     name: str
 
     def stream(
@@ -52,6 +74,15 @@ class Provider(Protocol):
         max_tokens: int,
         **options: object,
     ) -> AsyncIterator[StreamEvent]: ...
+
+    async def complete(
+        self,
+        *,
+        messages: list[dict[str, str]],
+        model: str,
+        max_tokens: int,
+        **options: object,
+    ) -> Completion: ...
 
 
 KOREAN_ANSWERS = {
@@ -133,46 +164,105 @@ class DemoProvider:
         **options: object,
     ) -> AsyncIterator[StreamEvent]:
         # Sampling options do not apply: the demo model is deterministic.
-        question = next(
-            (m["content"] for m in reversed(messages) if m["role"] == "user"), ""
-        )
-        answer = truncate_to_tokens(demo_answer(question), model, max_tokens)
+        answer = self._answer(messages, model, max_tokens)
         delay = settings.DEMO_STREAM_DELAY_MS / 1000
         for piece in PIECE.findall(answer):
             if delay:
                 await asyncio.sleep(delay)
             yield piece
 
+    async def complete(
+        self,
+        *,
+        messages: list[dict[str, str]],
+        model: str,
+        max_tokens: int,
+        **options: object,
+    ) -> Completion:
+        answer = self._answer(messages, model, max_tokens)
+        return Completion(text=answer, finish_reason="stop", usage=None)
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _client() -> openai.AsyncOpenAI:
-    """Return this event loop's client for the configured endpoint.
-
-    Building a client costs about 20 ms (its TLS context) and a new connection per
-    turn; one client per loop keeps both off the time to the first token. A client
-    is bound to the loop it was made on, hence the key.
-    """
-    config = (
-        settings.LLM_BASE_URL,
-        settings.LLM_API_KEY or "unused",
-        settings.LLM_TIMEOUT,
-        settings.LLM_MAX_RETRIES,
-    )
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    if config not in per_loop:
-        base_url, api_key, timeout, max_retries = config
-        per_loop[config] = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+    def _answer(
+        self, messages: list[dict[str, str]], model: str, max_tokens: int
+    ) -> str:
+        question = next(
+            (m["content"] for m in reversed(messages) if m["role"] == "user"), ""
         )
-    return per_loop[config]
+        return truncate_to_tokens(demo_answer(question), model, max_tokens)
+
+
+def _request_body(
+    *,
+    messages: list[dict[str, str]],
+    model: str,
+    max_tokens: int,
+    stream: bool,
+    options: dict[str, object],
+) -> bytes:
+    """Return the JSON body of a chat completion request, built once."""
+    body: dict[str, object] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        **options,
+    }
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _json_object(data: bytes) -> dict:
+    """Return the JSON object sent; raise `ProviderError` for anything else."""
+    try:
+        value = json.loads(data)
+    except ValueError as error:
+        raise ProviderError() from error
+    if not isinstance(value, dict) or value.get("error"):
+        # An error reported inside a 200 (the SDK raised for it too).
+        raise ProviderError()
+    return value
+
+
+def _usage(value: object) -> ProviderUsage | None:
+    """Return the usage as sent: the ledger judges the counts, not this."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return ProviderUsage(prompt_tokens=None, completion_tokens=None)
+    return ProviderUsage(
+        prompt_tokens=value.get("prompt_tokens"),
+        completion_tokens=value.get("completion_tokens"),
+    )
+
+
+def _choices(chunk: dict) -> list[dict]:
+    choices = chunk.get("choices") or []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise ProviderError()
+    return choices
+
+
+def _text(part: object, field: str) -> str:
+    """Return the text of a delta or a message: a string, or nothing at all."""
+    if part is None:
+        return ""
+    if not isinstance(part, dict):
+        raise ProviderError()
+    text = part.get(field)
+    if not text:
+        return ""
+    if not isinstance(text, str):
+        raise ProviderError()
+    return text
 
 
 class OpenAICompatibleProvider:
-    """Any endpoint that speaks OpenAI's chat completions, through the openai SDK."""
+    """Any endpoint that speaks OpenAI's chat completions, over plain HTTP.
+
+    Only what is billed or forwarded is read from its answers: the text, whether
+    it finished, and the usage it reported.
+    """
 
     name = "openai"
     label = _("OpenAI-compatible model")
@@ -185,50 +275,84 @@ class OpenAICompatibleProvider:
         max_tokens: int,
         **options: object,
     ) -> AsyncIterator[StreamEvent]:
-        client = _client()
+        body = _request_body(
+            messages=messages,
+            model=model,
+            max_tokens=max_tokens,
+            stream=True,
+            options=options,
+        )
         usage: ProviderUsage | None = None
-        finished = False
+        finished = done = False
         try:
-            stream = await client.chat.completions.create(
-                model=model,
-                messages=messages,
-                max_tokens=max_tokens,
-                stream=True,
-                stream_options={"include_usage": True},
-                **options,
-            )
-            async with stream:
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = ProviderUsage(
-                            prompt_tokens=getattr(chunk.usage, "prompt_tokens", None),
-                            completion_tokens=getattr(
-                                chunk.usage, "completion_tokens", None
-                            ),
+            async with (
+                upstream.chat_completion(body) as response,
+                asyncio.timeout(None) as after_done,
+            ):
+                async for data in upstream.sse_data(response.aiter_bytes()):
+                    if done:
+                        continue
+                    if data.startswith(b"[DONE]"):
+                        # Read on to the end of the body, briefly, so that the
+                        # connection goes back to the pool. No delta is yielded
+                        # from here on, so this deadline cannot hit the consumer.
+                        done = True
+                        after_done.reschedule(
+                            asyncio.get_running_loop().time() + DRAIN_SECONDS
                         )
-                    for choice in chunk.choices or ():
-                        if choice.finish_reason:
+                        continue
+                    chunk = _json_object(data)
+                    if chunk.get("usage") is not None:
+                        usage = _usage(chunk["usage"])
+                    for choice in _choices(chunk):
+                        if choice.get("finish_reason"):
                             finished = True
-                        if choice.delta is not None and choice.delta.content:
-                            if not isinstance(choice.delta.content, str):
-                                raise ProviderError()
-                            yield choice.delta.content
-        except (openai.APITimeoutError, httpx.TimeoutException) as error:
-            # The SDK maps a timeout only before the stream starts; a stall in the
-            # middle of the answer arrives as httpx's own exception.
+                        text = _text(choice.get("delta"), "content")
+                        if text:
+                            yield text
+        except TimeoutError:
+            # Only the drain after `[DONE]` has this deadline; the answer is whole.
+            if not done:
+                raise
+        except httpx.TimeoutException as error:
+            # Before the answer or in its middle (a stall): the same for the client.
             raise ProviderTimeout() from error
-        except openai.APIStatusError as error:
-            raise ProviderError(upstream_status=error.status_code) from error
-        except (openai.APIError, httpx.HTTPError) as error:
-            raise ProviderError() from error
-        except (ValueError, TypeError, AttributeError) as error:
-            # A chunk that is not JSON, or not shaped like one (the SDK builds its
-            # models without validating them).
+        except httpx.HTTPError as error:
             raise ProviderError() from error
         if not finished:
             yield StreamCut()
         if usage is not None:
             yield usage
+
+    async def complete(
+        self,
+        *,
+        messages: list[dict[str, str]],
+        model: str,
+        max_tokens: int,
+        **options: object,
+    ) -> Completion:
+        body = _request_body(
+            messages=messages,
+            model=model,
+            max_tokens=max_tokens,
+            stream=False,
+            options=options,
+        )
+        try:
+            async with upstream.chat_completion(body) as response:
+                answer = _json_object(await response.aread())
+        except httpx.TimeoutException as error:
+            raise ProviderTimeout() from error
+        except httpx.HTTPError as error:
+            raise ProviderError() from error
+        choice = next(iter(_choices(answer)), {})
+        reason = choice.get("finish_reason")
+        return Completion(
+            text=_text(choice.get("message"), "content"),
+            finish_reason=str(reason) if reason else None,
+            usage=_usage(answer.get("usage")),
+        )
 
 
 PROVIDERS: dict[str, type] = {"demo": DemoProvider, "openai": OpenAICompatibleProvider}

@@ -103,8 +103,7 @@ async def stream_turn(
                 yield Delta(event)
                 delivered.append(event)
     except ProviderError as error:
-        await _shielded(sync_to_async(fail_turn)(turn, error))
-        yield Failed(error)
+        yield await _fail(turn, error)
         return
     except (GeneratorExit, asyncio.CancelledError):
         await _settle_dropped(turn, delivered if incremental else [])
@@ -113,25 +112,45 @@ async def stream_turn(
         # A provider that fails in a way it does not report is still a provider
         # that failed: logged with its traceback, released, answered 502.
         logger.exception("Provider %s failed unexpectedly.", provider.name)
-        failure = ProviderError()
-        await _shielded(sync_to_async(fail_turn)(turn, failure))
-        yield Failed(failure)
+        yield await _fail(turn, ProviderError())
         return
     metrics.observe_answer(model=turn.model, seconds=time.perf_counter() - asked)
+    yield await _settle(
+        turn,
+        text="".join(delivered),
+        usage=usage,
+        delivered_in_full=not cut,
+        reached_client=incremental,
+    )
+
+
+async def _settle(
+    turn: PreparedTurn,
+    *,
+    text: str,
+    usage: ProviderUsage | None,
+    delivered_in_full: bool,
+    reached_client: bool,
+) -> Finished | Failed:
+    """Settle a turn whose answer ended, whether or not it was finished."""
     try:
         result = await _shielded(
             sync_to_async(settle_turn)(
                 turn,
-                text="".join(delivered),
+                text=text,
                 usage=usage,
-                delivered_in_full=not cut,
-                reached_client=incremental,
+                delivered_in_full=delivered_in_full,
+                reached_client=reached_client,
             )
         )
     except ServiceError as error:
-        yield Failed(error)
-        return
-    yield Finished(result)
+        return Failed(error)
+    return Finished(result)
+
+
+async def _fail(turn: PreparedTurn, error: ProviderError) -> Failed:
+    await _shielded(sync_to_async(fail_turn)(turn, error))
+    return Failed(error)
 
 
 async def start_stream(
@@ -155,9 +174,36 @@ async def start_stream(
 
 
 async def complete_turn(turn: PreparedTurn, provider: Provider) -> Finished | Failed:
-    """Run a turn to its end for a consumer that answers all at once."""
-    async with aclosing(stream_turn(turn, provider, incremental=False)) as events:
-        async for event in events:
-            if not isinstance(event, Delta):
-                return event
-    raise RuntimeError("stream_turn ended without an outcome")
+    """Ask for the whole answer at once, then settle the turn as `stream_turn` does.
+
+    Nothing reaches the client before the end, so a client that leaves meanwhile
+    was delivered nothing, and the hold is released.
+    """
+    asked = time.perf_counter()
+    try:
+        completion = await provider.complete(
+            messages=turn.messages,
+            model=turn.model,
+            max_tokens=turn.completion_limit,
+            **turn.request.options,
+        )
+    except ProviderError as error:
+        return await _fail(turn, error)
+    except asyncio.CancelledError:
+        await _settle_dropped(turn, [])
+        raise
+    except Exception:
+        logger.exception("Provider %s failed unexpectedly.", provider.name)
+        return await _fail(turn, ProviderError())
+    seconds = time.perf_counter() - asked
+    if completion.text:
+        # The first piece of the answer arrived with the rest of it.
+        metrics.observe_first_token(model=turn.model, seconds=seconds)
+    metrics.observe_answer(model=turn.model, seconds=seconds)
+    return await _settle(
+        turn,
+        text=completion.text,
+        usage=completion.usage,
+        delivered_in_full=completion.finish_reason is not None,
+        reached_client=False,
+    )

@@ -1,4 +1,4 @@
-"""A fake OpenAI-compatible server, spoken to over real HTTP by the openai SDK.
+"""A fake OpenAI-compatible server, spoken to over real HTTP by our provider.
 
 It answers `POST /v1/chat/completions` (server-sent chunks or one JSON body) and
 `GET /v1/models`, records every request, and behaves as the test's `Script` says:
@@ -175,17 +175,40 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 
         def _send_json(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()
+            self._send_head(status, "application/json", length=len(data))
+            self._send_body(data)
+
+        def _send_head(self, status: int, content_type: str, *, length: int) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(length))
             self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(data)
             self.close_connection = True
 
+        def _send_body(self, data: bytes) -> None:
+            self.wfile.write(data)
+            self.wfile.flush()
+
         def _complete(self, script: Script, body: dict[str, Any]) -> None:
-            usage = _usage(*script.usage) if script.usage else None
+            """Answer in one JSON body, spoilt by the script's faults as a stream is.
+
+            `done` has no meaning here: a JSON answer has no `[DONE]`.
+            """
+            if not self._gate_opens(script.gate) or script.error_after is not None:
+                self._send_head(200, "application/json", length=1_000)
+                self._send_body(b'{"id": "chatcmpl-fake", "choices": [')
+                self._break_off()
+                return
+            if script.malformed_after is not None:
+                self._send_head(200, "application/json", length=36)
+                self._send_body(b'{"id": "chatcmpl-fake", "choices": [')
+                return
+            usage = script.raw_usage
+            if usage is None and script.usage is not None:
+                usage = _usage(*script.usage)
             message = {"role": "assistant", "content": "".join(script.deltas)}
+            finish_reason = "stop" if script.finish else None
             self._send_json(
                 200,
                 {
@@ -194,11 +217,16 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     "created": int(time.time()),
                     "model": body.get("model"),
                     "choices": [
-                        {"index": 0, "message": message, "finish_reason": "stop"}
+                        {
+                            "index": 0,
+                            "message": message,
+                            "finish_reason": finish_reason,
+                        }
                     ],
                     "usage": usage,
                 },
             )
+            fake.sent_last_delta.set()
 
         def _stream(self, script: Script, body: dict[str, Any]) -> None:
             model = body.get("model", "")

@@ -3,11 +3,11 @@
 from collections.abc import AsyncIterator
 
 from chat.exceptions import ProviderError
-from chat.providers import ProviderUsage, StreamEvent
+from chat.providers import Completion, ProviderUsage, StreamEvent
 
 
 class ScriptedProvider:
-    """Stream the given deltas, then report `usage` (if any) or fail."""
+    """Answer the given deltas, then report `usage` (if any) or fail."""
 
     name = "scripted"
     label = "Scripted test model"
@@ -42,3 +42,20 @@ class ScriptedProvider:
             raise ProviderError(upstream_status=500)
         if self.usage is not None:
             yield self.usage
+
+    async def complete(
+        self,
+        *,
+        messages: list[dict[str, str]],
+        model: str,
+        max_tokens: int,
+        **options: object,
+    ) -> Completion:
+        self.calls.append(
+            {"messages": messages, "model": model, "max_tokens": max_tokens}
+        )
+        if self.fail_after is not None:
+            raise ProviderError(upstream_status=500)
+        return Completion(
+            text="".join(self.deltas), finish_reason="stop", usage=self.usage
+        )

@@ -139,12 +139,13 @@ def test_openai_turn_without_usage_is_billed_by_own_count(
     assert audit_accounts() == []
 
 
+@pytest.mark.django_db(transaction=True)
 def test_openai_request_streams_with_usage_limit_and_system_prompt(
-    signed_in: Client, user: User, fake_openai: FakeOpenAI, settings: Settings
+    user: User, fake_openai: FakeOpenAI, settings: Settings
 ) -> None:
     fake_openai.script = Script(usage=(10, 3))
 
-    post(signed_in, {"message": "What is EORA?"})
+    stream_chat(user, "What is EORA?")
 
     (sent,) = fake_openai.chat_requests
     assert sent.headers["authorization"] == "Bearer test-key"
@@ -157,6 +158,24 @@ def test_openai_request_streams_with_usage_limit_and_system_prompt(
         {"role": "system", "content": settings.CHAT_SYSTEM_PROMPT},
         {"role": "user", "content": "What is EORA?"},
     ]
+    assert chat_usage_rows(user)[0].prompt_tokens == 10
+    assert audit_accounts() == []
+
+
+def test_openai_json_turn_asks_for_the_whole_answer_at_once(
+    signed_in: Client, user: User, fake_openai: FakeOpenAI, settings: Settings
+) -> None:
+    fake_openai.script = Script(deltas=["All", " at", " once"], usage=(10, 3))
+
+    response = post(signed_in, {"message": "What is EORA?"})
+
+    (sent,) = fake_openai.chat_requests
+    assert response.json()["response"] == "All at once"
+    assert sent.headers["authorization"] == "Bearer test-key"
+    assert "stream" not in sent.body
+    assert not sent.include_usage
+    assert sent.body["max_tokens"] == settings.CHAT_MAX_COMPLETION_TOKENS
+    assert sent.body["messages"][-1] == {"role": "user", "content": "What is EORA?"}
     assert chat_usage_rows(user)[0].prompt_tokens == 10
     assert audit_accounts() == []
 
