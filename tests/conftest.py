@@ -81,10 +81,16 @@ def ledger_audited(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def empty_cache() -> None:
-    # The throttles count in the cache; each test starts with none spent.
+    # The throttles count in the cache; each test starts with none spent. The
+    # in-process caches hold rows a rolled-back test made.
     from django.core.cache import cache
 
+    from accounts.api_keys import KNOWN_KEYS
+    from points.pricing import TABLE_RATES
+
     cache.clear()
+    KNOWN_KEYS.clear()
+    TABLE_RATES.clear()
 
 
 @pytest.fixture
