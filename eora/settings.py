@@ -270,10 +270,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "common.throttles.UserRateThrottle",
-        "common.throttles.ApiKeyRateThrottle",
-    ],
+    # The user's and the key's rates (API_THROTTLE_RATES), in one round trip.
+    "DEFAULT_THROTTLE_CLASSES": ["common.throttles.RequestRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["common.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
