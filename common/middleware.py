@@ -79,6 +79,15 @@ class LanguageMiddleware(LocaleMiddleware):
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
 
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        if not request.path_info.startswith(GATEWAY_PREFIX):
+            # The choice may read the session from the database: in a thread.
+            return await super().__acall__(request)
+        # The gateway has no session: its language is read where the request is.
+        self.process_request(request)
+        response = await self.get_response(request)
+        return self.process_response(request, response)
+
 
 def from_our_pages(request: HttpRequest) -> bool:
     """Return whether an API call comes from our pages rather than an API client."""

@@ -2,12 +2,16 @@
 
 import json
 
+import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
+from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import translation
 
+from accounts.api_auth import MISSING_KEY_MESSAGE
 from accounts.models import User
 from tests.v1.conftest import DEMO_MODEL, KeyHolder
 
@@ -97,3 +101,18 @@ def test_page_form_without_csrf_token_is_refused(user: User) -> None:
 
     assert response.status_code == 403
     assert b"CSRF" in response.content
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_v1_answers_in_the_language_the_client_asks_for(language: str) -> None:
+    async def scenario() -> HttpResponseBase:
+        return await AsyncClient().get(
+            "/v1/models", headers={"Accept-Language": language}
+        )
+
+    response = async_to_sync(scenario)()
+
+    assert response.status_code == 401
+    assert response["Content-Language"] == language
+    with translation.override(language):
+        assert response.json()["error"]["message"] == str(MISSING_KEY_MESSAGE)
