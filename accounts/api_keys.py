@@ -2,25 +2,39 @@
 
 The keys carry 256 bits of randomness, so a fast hash is enough (no password
 stretching); the prefix finds the row and the hash is compared in constant time.
+
+Every request names its key, so each process keeps the keys it found for
+API_KEY_CACHE_SECONDS (at most a second), by the hash of the key, never the key.
+A change to a key or its user in this process drops them at once; in another
+process they expire.
 """
 
+import copy
 import hashlib
 import hmac
 import re
 import secrets
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, User
+from common.expiring_cache import ExpiringCache
 from common.http import InvalidRequest
 
 KEY_PATTERN = re.compile(r"^eora_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 MAX_NAME_LENGTH = 100
 MAX_ACTIVE_KEYS = 20
 LAST_USED_PRECISION = timedelta(minutes=1)
+
+KNOWN_KEYS: ExpiringCache[str, ApiKey] = ExpiringCache(
+    lifetime=lambda: settings.API_KEY_CACHE_SECONDS
+)
 
 
 class ApiKeyNotFound(InvalidRequest):
@@ -82,6 +96,29 @@ def revoke_api_key(*, user: User, key_id: int) -> ApiKey:
 
 
 def key_for(raw_key: str) -> ApiKey | None:
+    """Return the active key matching `raw_key`, its user loaded; else None.
+
+    A key this process found in the last API_KEY_CACHE_SECONDS is not looked up
+    again. Each caller gets its own copy of the key and the user to change.
+    """
+    digest = hash_key(raw_key)
+    known = KNOWN_KEYS.get(digest)
+    if known is not None:
+        return _copy_of(known)
+    generation = KNOWN_KEYS.generation
+    key = _active_key(raw_key)
+    if key is not None:
+        KNOWN_KEYS.put(digest, _copy_of(key), read_in=generation)
+    return key
+
+
+def _copy_of(key: ApiKey) -> ApiKey:
+    copied = copy.copy(key)
+    copied.user = copy.copy(key.user)
+    return copied
+
+
+def _active_key(raw_key: str) -> ApiKey | None:
     """Return the active key matching `raw_key`, recording its use; else None."""
     match = KEY_PATTERN.match(raw_key)
     if match is None:
@@ -98,3 +135,28 @@ def key_for(raw_key: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+def forget_key(key_id: int) -> None:
+    KNOWN_KEYS.discard_where(lambda known: known.pk == key_id)
+
+
+def forget_keys_of(user_id: int) -> None:
+    KNOWN_KEYS.discard_where(lambda known: known.user_id == user_id)
+
+
+def _forget_now_and_after_commit(forget: partial[None]) -> None:
+    # Now, for this process's next request; after commit too, since a request
+    # in between may still read, and keep, the row as it was before the commit.
+    forget()
+    transaction.on_commit(forget)
+
+
+def on_key_changed(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
+    """Drop the cached key when it is saved (revoked, renamed) or deleted."""
+    _forget_now_and_after_commit(partial(forget_key, instance.pk))
+
+
+def on_user_changed(sender: type[User], instance: User, **kwargs: Any) -> None:
+    """Drop the user's cached keys when the user is saved (deactivated) or deleted."""
+    _forget_now_and_after_commit(partial(forget_keys_of, instance.pk))

@@ -160,11 +160,7 @@ async def chat(request: HttpRequest) -> HttpResponse:
     try:
         if request.method != "POST":
             raise MethodNotAllowed()
-        user = await authenticate(request)
-        body = json_object(request)
-        turn_request = parse_chat_request(body, request, user)
-        streaming = wants_stream(body, request)
-        prepared = await sync_to_async(prepare_turn)(turn_request)
+        prepared, streaming = await sync_to_async(_admitted_turn)(request)
     except ServiceError as error:
         return error_response(error)
     if isinstance(prepared, TurnResult):
@@ -176,6 +172,14 @@ async def chat(request: HttpRequest) -> HttpResponse:
         # A WSGI server would buffer a stream anyway: send the events at once.
         return _as_events(json.loads(response.content), response)
     return response
+
+
+def _admitted_turn(request: HttpRequest) -> tuple[PreparedTurn | TurnResult, bool]:
+    """Authenticate, throttle, read the body and hold the points, in one thread."""
+    user = authenticate(request)
+    body = json_object(request)
+    turn_request = parse_chat_request(body, request, user)
+    return prepare_turn(turn_request), wants_stream(body, request)
 
 
 def _replayed(result: TurnResult, streaming: bool) -> HttpResponse:

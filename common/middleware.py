@@ -2,11 +2,16 @@
 
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware import csrf
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -16,6 +21,8 @@ from common.http import PayloadTooLarge
 from common.rendering import error_response
 
 API_PREFIXES = ("/api/", "/v1/")
+# The OpenAI-compatible gateway: API keys only, never a session.
+GATEWAY_PREFIX = "/v1/"
 API_DOCS_VIEW_NAME = "api-docs"
 
 
@@ -71,6 +78,15 @@ class LanguageMiddleware(LocaleMiddleware):
             language = chosen if chosen in supported else settings.LANGUAGE_CODE
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        if not request.path_info.startswith(GATEWAY_PREFIX):
+            # The choice may read the session from the database: in a thread.
+            return await super().__acall__(request)
+        # The gateway has no session: its language is read where the request is.
+        self.process_request(request)
+        response = await self.get_response(request)
+        return self.process_response(request, response)
 
 
 def from_our_pages(request: HttpRequest) -> bool:
@@ -195,3 +211,57 @@ def content_length(request: HttpRequest) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0
+
+
+# Session, CSRF, session user and messages, except on the gateway ----------------
+
+
+class SkippedOnGateway:
+    """Run a Django middleware on every request except the gateway's (/v1/).
+
+    /v1 takes an API key and nothing else: a session, its user, a CSRF check
+    and messages would only cost it a thread hop each way and a session lookup.
+    A subclass of the Django class it wraps, so that Django's checks find it.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        super().__init__(get_response)  # type: ignore[call-arg]
+        view_hook = getattr(super(), "process_view", None)
+        if view_hook is not None and iscoroutinefunction(self):
+            # Django would run a plain hook in a thread, /v1 included.
+            self.process_view = self._process_view_on_the_loop(view_hook)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if request.path_info.startswith(GATEWAY_PREFIX):
+            return self.get_response(request)  # type: ignore[attr-defined]
+        return super().__call__(request)  # type: ignore[misc]
+
+    def _process_view_on_the_loop(
+        self, view_hook: Callable[..., HttpResponseBase | None]
+    ) -> Callable[..., Awaitable[HttpResponseBase | None]]:
+        in_thread = sync_to_async(view_hook, thread_sensitive=True)
+
+        async def process_view(
+            request: HttpRequest, *args: object
+        ) -> HttpResponseBase | None:
+            if request.path_info.startswith(GATEWAY_PREFIX):
+                return None
+            return await in_thread(request, *args)
+
+        return process_view
+
+
+class SessionMiddleware(SkippedOnGateway, sessions.SessionMiddleware):
+    pass
+
+
+class CsrfViewMiddleware(SkippedOnGateway, csrf.CsrfViewMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(SkippedOnGateway, auth.AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(SkippedOnGateway, messages.MessageMiddleware):
+    pass

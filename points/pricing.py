@@ -2,9 +2,12 @@
 
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
+from common.expiring_cache import ExpiringCache
 from points.exceptions import InvalidArgument
 from points.models import ModelRate
 
@@ -22,14 +25,43 @@ def default_rates() -> Rates:
     return Rates(prompt=per_token, completion=per_token)
 
 
+# Each model's row of the admin's table, or None for a model without one, as
+# this process read it in the last MODEL_RATE_CACHE_SECONDS.
+TABLE_RATES: ExpiringCache[str, Rates | None] = ExpiringCache(
+    lifetime=lambda: settings.MODEL_RATE_CACHE_SECONDS
+)
+UNKNOWN = object()
+
+
 def rates_for(model: str) -> Rates:
-    """Return the model's rates from the admin's table, else POINTS_PER_TOKEN."""
+    """Return the model's rates from the admin's table, else POINTS_PER_TOKEN.
+
+    A rate changed in this process is used at once; one changed in another
+    process within MODEL_RATE_CACHE_SECONDS.
+    """
+    rates = TABLE_RATES.get(model, UNKNOWN)
+    if rates is UNKNOWN:
+        generation = TABLE_RATES.generation
+        rates = _table_rates(model)
+        TABLE_RATES.put(model, rates, read_in=generation)
+    return default_rates() if rates is None else rates
+
+
+def _table_rates(model: str) -> Rates | None:
     row = ModelRate.objects.filter(model=model).values_list(
         "prompt_rate", "completion_rate"
     )
     for prompt_rate, completion_rate in row:
         return Rates(prompt=prompt_rate, completion=completion_rate)
-    return default_rates()
+    return None
+
+
+def on_rate_changed(sender: type[ModelRate], **kwargs: Any) -> None:
+    """Forget the cached rates when the admin's table changes."""
+    # Now, for this process's next turn; after commit too, since a turn in
+    # between may still read, and keep, the table as it was before the commit.
+    TABLE_RATES.clear()
+    transaction.on_commit(TABLE_RATES.clear)
 
 
 def _token_count(name: str, value: object) -> int:

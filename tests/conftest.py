@@ -79,12 +79,47 @@ def ledger_audited(request: pytest.FixtureRequest) -> Iterator[None]:
     assert problems == [], "the ledger does not audit clean after this test"
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def cache_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Age the in-process caches (API keys, model rates) by this clock only.
+
+    A slow machine must not let an entry expire between two requests of a test
+    that counts queries; a test that needs an entry expired moves this clock.
+    """
+    from accounts.api_keys import KNOWN_KEYS
+    from points.pricing import TABLE_RATES
+
+    clock = FakeClock()
+    monkeypatch.setattr(KNOWN_KEYS, "clock", clock)
+    monkeypatch.setattr(TABLE_RATES, "clock", clock)
+    return clock
+
+
 @pytest.fixture(autouse=True)
 def empty_cache() -> None:
-    # The throttles count in the cache; each test starts with none spent.
+    # The throttles count in the cache; each test starts with none spent. The
+    # in-process caches hold rows a rolled-back test made.
     from django.core.cache import cache
 
+    from accounts.api_keys import KNOWN_KEYS
+    from points.pricing import TABLE_RATES
+
     cache.clear()
+    KNOWN_KEYS.clear()
+    TABLE_RATES.clear()
 
 
 @pytest.fixture

@@ -257,3 +257,29 @@ def test_api_answers_429_with_retry_after_of_the_window_left(
     assert response.status_code == 429
     assert 29 <= int(response["Retry-After"]) <= 30
     assert response.json()["retry_after"] == int(response["Retry-After"])
+
+
+def test_drf_view_counts_user_and_key_rates_in_one_round_trip(
+    api: APIClient,
+    redis_client: redis.Redis,
+    redis_cache_prefix: str,
+    settings: Any,
+) -> None:
+    # given a Redis connection that counts its writes, warmed up by a request
+    cache = settings.CACHES["default"]
+    options = {**cache["OPTIONS"], "connection_class": CountingConnection}
+    settings.CACHES = {"default": {**cache, "OPTIONS": options}}
+    assert api.get("/api/user/points").status_code == 200
+    CountingConnection.writes = 0
+
+    # when a DRF view answers a request made with an API key
+    response = api.get("/api/user/points")
+
+    # then both rates were counted, with one command sent to Redis
+    assert response.status_code == 200
+    assert CountingConnection.writes == 1
+    for scope in ("user", "api_key"):
+        [counter] = redis_client.scan_iter(
+            match=f"{redis_cache_prefix}:*throttle_{scope}_*"
+        )
+        assert int(redis_client.get(counter)) == 2

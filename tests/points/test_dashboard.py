@@ -122,7 +122,9 @@ def seeded(
             turn(refused, "plain", 50, 50)
     with time_machine.travel(AFTER_MIDNIGHT, tick=False):
         # The rate changes after the first day's turns.
-        ModelRate.objects.filter(model="rated").update(prompt_rate=Decimal("0.75"))
+        rate = ModelRate.objects.get(model="rated")
+        rate.prompt_rate = Decimal("0.75")
+        rate.save()
         turn(heavy, "rated", 13, 17)
         turn(gold, "plain", 9, 9)
         services.adjust(

@@ -1,8 +1,11 @@
+import json
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.test import Client
+from django.urls import reverse
 
 from points.exceptions import InvalidArgument
 from points.models import ModelRate
@@ -74,3 +77,45 @@ def test_model_rate_rejects_non_positive_rate_in_database(db: None) -> None:
 def test_completion_tokens_affordable_after_prompt() -> None:
     assert completion_tokens_affordable(points=100, prompt_tokens=10, rates=TWO) == 40
     assert completion_tokens_affordable(points=10, prompt_tokens=10, rates=TWO) == 0
+
+
+def test_rate_edited_in_the_admin_is_used_by_the_next_turn(
+    client: Client, user, staff_user, settings
+) -> None:
+    # given a rate that a turn has just read (and this process kept)
+    settings.LLM_PROVIDER = "demo"
+    settings.LLM_MODELS = ["eora-demo"]
+    settings.DEMO_STREAM_DELAY_MS = 0
+    rate = ModelRate.objects.create(
+        model="eora-demo", prompt_rate="1", completion_rate="1"
+    )
+    client.force_login(user)
+    ask(client)
+
+    # when staff double it in the admin
+    admin = Client()
+    admin.force_login(staff_user)
+    response = admin.post(
+        reverse("admin:points_modelrate_change", args=[rate.pk]),
+        {"model": "eora-demo", "prompt_rate": "2", "completion_rate": "2"},
+    )
+    assert response.status_code == 302
+
+    # then the next turn is charged at the new rate
+    info = ask(client)["points_info"]
+    tokens = info["token_usage"]
+    assert info["deducted"] == cost_of(
+        prompt_tokens=tokens["prompt_tokens"],
+        completion_tokens=tokens["completion_tokens"],
+        rates=TWO,
+    )
+
+
+def ask(client: Client) -> dict:
+    response = client.post(
+        "/api/chat",
+        json.dumps({"message": "hello", "model": "eora-demo"}),
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    return response.json()
