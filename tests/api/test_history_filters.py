@@ -34,9 +34,7 @@ def test_history_filters_by_model(api: APIClient, account: Account) -> None:
 
     body = api.get(URL, {"model": "gpt-4o-mini"}).json()
 
-    assert [row["token_details"]["model"] for row in body["history"]] == [
-        "gpt-4o-mini"
-    ]
+    assert [row["token_details"]["model"] for row in body["history"]] == ["gpt-4o-mini"]
     assert body["history"][0]["amount"] == mini.amount
     assert body["total_records"] == 1
 
@@ -84,7 +82,9 @@ def test_history_combines_model_key_and_type(
     assert descriptions(body) == [("chat_usage", wanted.amount)]
 
 
-def test_history_cursor_keeps_the_model_filter(api: APIClient, account: Account) -> None:
+def test_history_cursor_keeps_the_model_filter(
+    api: APIClient, account: Account
+) -> None:
     for _ in range(5):
         chat_turn(account, model="gpt-4o-mini")
         chat_turn(account, model="gpt-4o")
