@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 import time_machine
 from asgiref.sync import async_to_sync
-from django.db.models import F
 from django.test import AsyncClient, Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -20,7 +19,7 @@ from points import services
 from points.apis import UNKNOWN_PARAMETER_MESSAGE
 from points.history_csv import CSV_CHUNK_ROWS, CSV_COLUMNS
 from points.models import Account, Tier, Transaction, TransactionType
-from tests.points.turns import chat_turn
+from tests.points.turns import chat_turn, seed_history
 
 URL = "/api/user/points/history.csv"
 
@@ -242,45 +241,6 @@ def test_csv_streams_asynchronously_under_asgi(
 
 
 HUGE_HISTORY = 100_000
-
-
-def seed_history(account: Account, rows: int) -> None:
-    """Append `rows` one-point chat_usage rows after the sign-up bonus.
-
-    Bulk-inserted: 100,000 service calls take minutes. The rows are a
-    consistent ledger (versions 2..n+1, each balance_after the last less one),
-    the account is brought in line with one update, and the roll-up trigger
-    sums the rows as they go in, so the closing audit still passes.
-    """
-    start = timezone.now() - timedelta(days=30)
-    balance = account.balance
-    Transaction.objects.bulk_create(
-        (
-            Transaction(
-                account=account,
-                type=TransactionType.CHAT_USAGE,
-                amount=-1,
-                balance_after=balance - number,
-                version=1 + number,
-                description=f"turn {number}: 안녕하세요, 오늘의 답변입니다",
-                prompt_tokens=10,
-                completion_tokens=5,
-                total_tokens=15,
-                model="gpt-4o-mini",
-                prompt_rate=Decimal("0.0500"),
-                completion_rate=Decimal("0.1000"),
-                list_cost=1,
-                created_at=start + timedelta(seconds=number),
-            )
-            for number in range(1, rows + 1)
-        ),
-        batch_size=5_000,
-    )
-    Account.objects.filter(pk=account.pk).update(
-        balance=F("balance") - rows,
-        version=F("version") + rows,
-        total_spent=F("total_spent") + rows,
-    )
 
 
 def test_csv_of_a_huge_history_streams_in_constant_memory(
