@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from django.db.models import Case, F, QuerySet, Sum, Value, When
 from django.utils import timezone
@@ -56,30 +56,33 @@ def history(
 
 
 def history_chunk(
-    rows: QuerySet[Transaction], *, before_version: int | None, size: int
-) -> list[Transaction]:
+    rows: QuerySet, *, before_version: int | None, size: int
+) -> list[Any]:
     """Return up to `size` of `rows` (newest first) older than `before_version`.
 
     A keyset page: each chunk is one short query on (account, version), so a
     long history is read without a server-side cursor or a long transaction.
+    `rows` may be `history()` or its `values_list(..., named=True)`: each row
+    has a `version`.
     """
     if before_version is not None:
         rows = rows.filter(version__lt=before_version)
-    return list(rows.select_related("api_key")[:size])
+    return list(rows[:size])
 
 
-def history_chunks(
-    rows: QuerySet[Transaction], *, size: int
-) -> Iterator[list[Transaction]]:
+def history_chunks(rows: QuerySet, *, size: int) -> Iterator[list[Any]]:
     """Yield all of `rows`, newest first, `size` rows at a time."""
     before_version = None
     while True:
         chunk = history_chunk(rows, before_version=before_version, size=size)
-        if chunk:
-            yield chunk
-        if len(chunk) < size:
+        if not chunk:
             return
-        before_version = chunk[-1].version
+        before_version, last = chunk[-1].version, len(chunk) < size
+        yield chunk
+        # Let this chunk go before the next one is read.
+        del chunk
+        if last:
+            return
 
 
 def history_models(account: Account) -> list[str]:

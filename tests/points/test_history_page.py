@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -15,7 +16,8 @@ from accounts.api_keys import create_api_key, revoke_api_key
 from points import services
 from points.forms import DATES_REVERSED_MESSAGE
 from points.models import Account, TransactionType
-from tests.points.turns import chat_turn
+from points.selectors import history
+from tests.points.turns import chat_turn, seed_history
 
 SEOUL = ZoneInfo("Asia/Seoul")
 URL = reverse("points:overview")
@@ -234,3 +236,40 @@ def test_points_page_query_count_is_pinned(
     # the page, the open holds, the tier (none).
     with django_assert_num_queries(8):
         signed_in.get(URL, query)
+
+
+@pytest.mark.postgres
+def test_history_by_model_reads_its_index_not_the_whole_history(
+    account: Account,
+) -> None:
+    # given a long history of one model and, long ago, one turn of another
+    chat_turn(account, model="gpt-4o")
+    seed_history(account, 20_000, model="gpt-4o-mini")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE points_transaction")
+
+    # when its newest page is planned
+    plan = history(account, model="gpt-4o")[:20].explain()
+
+    # then the planner goes to that model's rows by the (account, model) index
+    assert "points_tx_account_model_idx" in plan
+    assert "Sort" not in plan
+
+
+@pytest.mark.postgres
+def test_history_by_api_key_reads_its_index(account: Account) -> None:
+    # given a long history through one key under a longer, newer one through
+    # another
+    laptop, _secret = create_api_key(user=account.user, name="laptop")
+    phone, _secret = create_api_key(user=account.user, name="phone")
+    seed_history(account, 10_000, api_key=laptop)
+    seed_history(account, 20_000, api_key=phone)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE points_transaction")
+
+    # when the older key's newest page is planned
+    plan = history(account, api_key=laptop.pk)[:20].explain()
+
+    # then it comes by the index in order, without the newer rows or a sort
+    assert "points_tx_account_key_idx" in plan
+    assert "Sort" not in plan
