@@ -60,3 +60,16 @@ def test_usage_benchmark_seeds_measures_and_explains() -> None:
     assert "/admin/points/dashboard/?days=90" in printed
     assert "Execution Time" in printed or " ms  " in printed
     assert "points_usageday" in printed
+
+
+@pytest.mark.postgres
+def test_gateway_benchmark_compares_with_the_upstream() -> None:
+    # LiteLLM takes minutes to install and start: the README's run has it.
+    printed = run_benchmark(
+        "gateway",
+        *("--rounds", "1", "--samples", "2", "--seconds", "0.5", "--no-litellm"),
+    )
+
+    assert "LiteLLM: not asked for (--no-litellm)" in printed
+    assert "EORA added" in printed
+    assert "EORA 32 keys" in printed
