@@ -647,3 +647,45 @@ class ConversationDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.day} {self.conversation_id}"
+
+
+class ChatDay(models.Model):
+    """The chat turns (`chat_usage` rows) of one account and day (TIME_ZONE), summed.
+
+    `UsageDay` splits a day by type, model, key and tier (about four rows an
+    active account-day); the dashboard's per-account figures (active users, top
+    users) read this one row instead. Kept by the same trigger.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    rows = models.BigIntegerField(default=0)
+    amount = models.BigIntegerField(default=0)
+    free_amount = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "day"], name="points_chatday_unique_group"
+            ),
+        ]
+        indexes = [
+            # Per-day counts and per-account sums over a period, from the index
+            # alone on PostgreSQL (other databases ignore `include`).
+            models.Index(
+                fields=["day"],
+                include=[
+                    "account",
+                    "amount",
+                    "rows",
+                    "prompt_tokens",
+                    "completion_tokens",
+                ],
+                name="points_chatday_day_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day}"

@@ -1,10 +1,11 @@
-"""The usage roll-ups (`UsageDay`, `UsageTotal`, `ConversationDay`), kept by a
-trigger on the ledger.
+"""The usage roll-ups (`UsageDay`, `UsageTotal`, `ConversationDay`, `ChatDay`),
+kept by a trigger on the ledger.
 
 Every insert into the ledger adds its row to one `UsageDay` row (the account's
 day, type, model, API key and tier) and one `UsageTotal` row (the same without
-the account, spread over `USAGE_TOTAL_SHARDS` rows by account id), and a turn
-saved in a conversation to one `ConversationDay` row, in the same
+the account, spread over `USAGE_TOTAL_SHARDS` rows by account id); a chat turn
+also to the account's `ChatDay` row and, saved in a conversation, to one
+`ConversationDay` row; all in the same
 statement's transaction, so a roll-up is never behind its ledger and costs the
 application no round trip. Days are TIME_ZONE's dates: on PostgreSQL the zone is
 written into the trigger function when it is installed, on SQLite each
@@ -50,6 +51,7 @@ _ROW_VALUES = {
 DAY_GROUP = ("account_id", "day", "type", "model", "key_id", "tier")
 TOTAL_GROUP = ("day", "type", "model", "tier", "shard")
 CONVERSATION_GROUP = ("account_id", "day", "conversation_id")
+CHAT_GROUP = ("account_id", "day")
 # Each roll-up: its table, the columns it groups by, the sums it keeps, and which
 # ledger rows it sums (SQL on the row `{r}`; None for all).
 TABLES = (
@@ -60,6 +62,12 @@ TABLES = (
         CONVERSATION_GROUP,
         ("amount",),
         "{r}.conversation_id IS NOT NULL",
+    ),
+    (
+        "points_chatday",
+        CHAT_GROUP,
+        ("amount", "free_amount", "prompt_tokens", "completion_tokens"),
+        "{r}.type = 'chat_usage'",
     ),
 )
 
@@ -151,7 +159,7 @@ POSTGRESQL_REMOVE = [
 ]
 SQLITE_REMOVE = [
     f"DROP TRIGGER IF EXISTS {SQLITE_TRIGGER}{suffix};"
-    for suffix in ("", *(f"_{index}" for index in range(3)))
+    for suffix in ("", *(f"_{index}" for index in range(len(TABLES))))
 ]
 
 

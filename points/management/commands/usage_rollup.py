@@ -18,11 +18,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         if options["rebuild"]:
-            days, totals, conversations = rollup.rebuild()
-            self.stdout.write(
-                f"usage_rollup: rebuilt {days} account-day, {totals} day and"
-                f" {conversations} conversation-day rows."
+            counts = rollup.rebuild()
+            tables = ", ".join(
+                f"{table} {count}"
+                for (table, *_rest), count in zip(rollup.TABLES, counts, strict=True)
             )
+            self.stdout.write(f"usage_rollup: rebuilt {tables}.")
             return
         found = rollup.differences()
         for text in found:
