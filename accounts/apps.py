@@ -12,6 +12,7 @@ class AccountsConfig(AppConfig):
         from accounts import schema  # noqa: F401  (registers the API-key scheme)
         from accounts.api_keys import on_key_changed, on_user_changed
         from accounts.models import ApiKey, User
+        from common import checks  # noqa: F401  (registers the middleware checks)
 
         for signal in (post_save, post_delete):
             signal.connect(on_key_changed, sender=ApiKey)

@@ -40,6 +40,7 @@ from chat.models import Conversation, Message, MessageRole, MessageStatus
 from chat.providers import ProviderUsage
 from chat.selectors import conversation_for
 from common import metrics
+from common.connections import return_to_pool
 from common.metrics import Endpoint, TurnOutcome
 from points import services as ledger
 from points.exceptions import HoldNotOpen, InsufficientPoints, SpendingLimitReached
@@ -308,7 +309,16 @@ def prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
 
     Returns the first result instead when the idempotency key was used before.
     Raises a 4xx `ServiceError` (nothing written) when the turn cannot start.
+    Either way the database connection goes back to its pool: the model's
+    answer is awaited without one.
     """
+    try:
+        return _prepare_turn(request)
+    finally:
+        return_to_pool()
+
+
+def _prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
     started = time.perf_counter()
     text, model, conversation = _validated(request)
     messages, prompt_tokens, limit = _context(request, conversation, text, model)

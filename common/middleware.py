@@ -11,7 +11,9 @@ from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.middleware import csrf
+from django.middleware import clickjacking, csrf
+from django.middleware import common as common_middleware
+from django.middleware import security as security_middleware
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -264,4 +266,39 @@ class AuthenticationMiddleware(SkippedOnGateway, auth.AuthenticationMiddleware):
 
 
 class MessageMiddleware(SkippedOnGateway, messages.MessageMiddleware):
+    pass
+
+
+# Django's header-only middleware, on the event loop ------------------------------
+
+
+class HooksOnTheLoop:
+    """Run a Django middleware's hooks where the request is, not in a thread.
+
+    Under ASGI, Django's MiddlewareMixin runs `process_request` and
+    `process_response` through the one thread a worker keeps for sync code: two
+    hops each, shared with every request's database work. The middleware this
+    wraps only read the request and write response headers (no I/O), so they run
+    on the event loop. A subclass of the Django class it wraps.
+    """
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response = None
+        if hasattr(self, "process_request"):
+            response = self.process_request(request)
+        response = response or await self.get_response(request)  # type: ignore[attr-defined]
+        if hasattr(self, "process_response"):
+            response = self.process_response(request, response)
+        return response
+
+
+class SecurityMiddleware(HooksOnTheLoop, security_middleware.SecurityMiddleware):
+    pass
+
+
+class CommonMiddleware(HooksOnTheLoop, common_middleware.CommonMiddleware):
+    pass
+
+
+class XFrameOptionsMiddleware(HooksOnTheLoop, clickjacking.XFrameOptionsMiddleware):
     pass

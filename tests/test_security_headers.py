@@ -207,3 +207,25 @@ def test_new_middleware_stays_on_the_event_loop_under_asgi(
     middleware: type,
 ) -> None:
     assert iscoroutinefunction(middleware(async_view))
+
+
+def test_deploy_checks_see_our_security_middleware(settings) -> None:
+    # Django's checks look for its own middleware by name; ours subclass it.
+    from django.core.checks import run_checks
+
+    from common.checks import subclassed_middleware_checks
+
+    settings.SECURE_HSTS_SECONDS = 0
+    settings.SECURE_SSL_REDIRECT = False
+    settings.CSRF_COOKIE_SECURE = False
+
+    shown = {
+        message.id
+        for message in run_checks(include_deployment_checks=True)
+        if message.id not in settings.SILENCED_SYSTEM_CHECKS
+    }
+    ours = {message.id for message in subclassed_middleware_checks(None)}
+
+    assert {"security.W004", "security.W008", "security.W016"} <= shown
+    # The middleware is found: no "not installed" warning from our checks.
+    assert not {"security.W001", "security.W002", "security.W003"} & ours
