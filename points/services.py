@@ -245,14 +245,28 @@ def _insert(row: Model) -> None:
 
 
 def _lock_account(account_id: int) -> Account:
+    """Lock the account and return it, knowing whether it has an overdue hold.
+
+    The same statement asks whether an open hold of the account is past its
+    expiry, so that `_end_overdue_holds` sends its UPDATE only when one is: on a
+    busy account that is a round trip less while the lock is held. (Holds change
+    only under this lock, so the answer holds until it is released; one that
+    falls due meanwhile still reserves its points, and is ended next time.)
+    """
     row = _fetch_one(
-        f"SELECT {_columns(Account, 'a')} FROM points_account a WHERE a.id = %s"
-        + _for_no_key_update(),
-        [account_id],
+        f"SELECT {_columns(Account, 'a')}, EXISTS (SELECT 1 FROM points_hold h"
+        " WHERE h.account_id = a.id AND h.status = %s AND h.expires_at <= %s)"
+        " FROM points_account a WHERE a.id = %s" + _for_no_key_update(),
+        [
+            HoldStatus.OPEN,
+            connection.ops.adapt_datetimefield_value(timezone.now()),
+            account_id,
+        ],
     )
     if row is None:
         raise Account.DoesNotExist(f"No points account {account_id}.")
-    account = _load(Account, row)
+    account = _load(Account, row[:-1])
+    account._has_overdue_holds = bool(row[-1])
     _refresh_free_points(account)
     return account
 
@@ -260,7 +274,8 @@ def _lock_account(account_id: int) -> Account:
 def _end_overdue_holds(account: Account) -> datetime:
     """End the locked account's overdue holds, so they reserve nothing; return now."""
     now = timezone.now()
-    if account.held > 0:
+    # An account locked by `_lock_account` knows whether it has one.
+    if account.held > 0 and getattr(account, "_has_overdue_holds", True):
         _expire_overdue_holds(account, now)
     return now
 

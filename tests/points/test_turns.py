@@ -147,6 +147,31 @@ def test_reserve_sends_three_statements(account: Account) -> None:
     assert statements(captured) == ["SELECT", "INSERT", "UPDATE"]
 
 
+def test_reserve_beside_an_open_hold_sends_three_statements(account: Account) -> None:
+    # The lock itself says that no open hold is overdue: nothing to end.
+    reserve(account)
+
+    with CaptureQueriesContext(connection) as captured:
+        reserve(account)
+
+    assert statements(captured) == ["SELECT", "INSERT", "UPDATE"]
+
+
+def test_reserve_ends_an_overdue_hold_before_holding_again(account: Account) -> None:
+    first = reserve(account, ttl_seconds=3)
+
+    with (
+        time_machine.travel(timezone.now() + timedelta(seconds=4)),
+        CaptureQueriesContext(connection) as captured,
+    ):
+        reserve(account)
+
+    first.hold.refresh_from_db()
+    assert first.hold.status == HoldStatus.EXPIRED
+    assert statements(captured) == ["SELECT", "UPDATE", "UPDATE", "INSERT", "UPDATE"]
+    assert fresh(account).held == 84
+
+
 # settle ----------------------------------------------------------------------------
 
 
