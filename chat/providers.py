@@ -180,6 +180,10 @@ class DemoProvider:
         **options: object,
     ) -> Completion:
         answer = self._answer(messages, model, max_tokens)
+        # As long as the same answer takes streamed: a model writes either way.
+        delay = settings.DEMO_STREAM_DELAY_MS / 1000
+        if delay:
+            await asyncio.sleep(delay * len(PIECE.findall(answer)))
         return Completion(text=answer, finish_reason="stop", usage=None)
 
     def _answer(
