@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.http import QueryDict
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 
@@ -68,6 +69,9 @@ def first_error(errors: Any) -> tuple[str, str]:
     return "", str(errors)
 
 
+UNKNOWN_PARAMETER_MESSAGE = _("Unknown parameter.")
+
+
 class QuerySerializer(serializers.Serializer):
     """Validate query parameters; an empty value is refused, not taken as absent.
 
@@ -76,8 +80,18 @@ class QuerySerializer(serializers.Serializer):
     """
 
     MULTIPLE_VALUE_FIELDS = (serializers.ListField, serializers.MultipleChoiceField)
+    # Refuse parameters the serializer does not declare (400, each named), so a
+    # misspelt or misplaced one cannot silently change the answer. Older
+    # endpoints ignore them, as their clients may send extras.
+    reject_unknown = False
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if self.reject_unknown:
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [UNKNOWN_PARAMETER_MESSAGE] for name in unknown}
+                )
         if isinstance(data, QueryDict):
             data = self._plain(data)
         return super().to_internal_value(data)

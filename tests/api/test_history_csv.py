@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key
 from accounts.models import ApiKey
+from common.api import UNKNOWN_PARAMETER_MESSAGE
 from points import services
-from points.apis import UNKNOWN_PARAMETER_MESSAGE
 from points.history_csv import CSV_CHUNK_ROWS, CSV_COLUMNS
 from points.models import Account, Tier, Transaction, TransactionType
 from tests.points.turns import chat_turn, seed_history
