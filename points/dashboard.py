@@ -5,7 +5,7 @@ A period is a range of TIME_ZONE days, both ends included.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
@@ -13,6 +13,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from billing.models import Order, OrderStatus
+from points.limits import day_start
 from points.models import (
     Account,
     ChatDay,
@@ -57,14 +58,12 @@ class Period:
 
     @property
     def start(self) -> datetime:
-        return timezone.make_aware(datetime.combine(self.since, time.min))
+        return day_start(self.since)
 
     @property
     def end(self) -> datetime:
         """Return the first moment after the period."""
-        return timezone.make_aware(
-            datetime.combine(self.until + timedelta(days=1), time.min)
-        )
+        return day_start(self.until + timedelta(days=1))
 
 
 def last_days(count: int, today: date | None = None) -> Period:

@@ -1,5 +1,5 @@
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiKey
 from points.dashboard import MAX_PERIOD_DAYS
+from points.limits import day_start
 from points.models import TransactionType
 from points.selectors import WEB_PAGES, ApiKeyFilter
 from points.services import MAX_POINTS
@@ -112,11 +113,6 @@ class DashboardForm(forms.Form):
 EARLIEST_FILTER_DATE = date(2000, 1, 1)
 LATEST_FILTER_DATE = date(9998, 12, 31)
 DATES_REVERSED_MESSAGE = _("The first date must not be after the last.")
-
-
-def day_start(day: date) -> datetime:
-    """Return 00:00 of `day` in TIME_ZONE."""
-    return datetime.combine(day, time.min, tzinfo=timezone.get_default_timezone())
 
 
 class HistoryFilterForm(forms.Form):

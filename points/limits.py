@@ -1,6 +1,6 @@
 """Spending-limit periods in the service's time zone (TIME_ZONE, Asia/Seoul)."""
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db import models
 from django.utils import timezone
@@ -14,7 +14,8 @@ class LimitPeriod(models.TextChoices):
     MONTHLY = "monthly", _("Monthly")
 
 
-def _midnight(day: object) -> datetime:
+def day_start(day: date) -> datetime:
+    """Return 00:00 of `day` in TIME_ZONE: where the service's days begin."""
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
@@ -28,12 +29,12 @@ def period_bounds(
     """
     today = timezone.localdate(now)
     if period == LimitPeriod.DAILY:
-        return _midnight(today), _midnight(today + timedelta(days=1))
+        return day_start(today), day_start(today + timedelta(days=1))
     if period == LimitPeriod.WEEKLY:
         monday = today - timedelta(days=today.weekday())
-        return _midnight(monday), _midnight(monday + timedelta(days=7))
+        return day_start(monday), day_start(monday + timedelta(days=7))
     if period == LimitPeriod.MONTHLY:
         first = today.replace(day=1)
         following = (first + timedelta(days=32)).replace(day=1)
-        return _midnight(first), _midnight(following)
+        return day_start(first), day_start(following)
     return None, None

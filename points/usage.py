@@ -8,7 +8,7 @@ ledger, so that a user with years of turns gets the page as fast as a new one.
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 
 from django.db.models import Sum
@@ -271,14 +271,6 @@ def account_usage(
     """Return the account's usage of `since..until` (TIME_ZONE dates, inclusive)."""
     days = usage_days(account=account, since=since, until=until)
     return summarise(days, granularity=granularity, group_by=group_by)
-
-
-def day_bounds(since: date, until: date) -> tuple[datetime, datetime]:
-    """Return the instants `since` begins and the day after `until` begins."""
-    return (
-        timezone.make_aware(datetime.combine(since, time.min)),
-        timezone.make_aware(datetime.combine(until + timedelta(days=1), time.min)),
-    )
 
 
 def chart_series(usage: Usage) -> list[dict[str, object]]:
