@@ -27,6 +27,7 @@ from points.forms import (
     DEFAULT_TOP_USERS,
     DashboardForm,
 )
+from points.history_csv import guard_text
 from points.models import RefusalReason, TransactionType
 
 DASHBOARD_PERMISSION = "points.view_transaction"
@@ -64,6 +65,9 @@ def _text(value: object) -> str:
 def _csv_value(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, str):
+        # Emails and names are the users' own text: never a formula.
+        return guard_text(value)
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, Decimal):

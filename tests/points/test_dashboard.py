@@ -527,6 +527,24 @@ def test_every_table_exports_as_csv_equal_to_the_table(
         assert len(parsed) == len(table.rows) + 1
 
 
+def test_exported_text_cells_never_run_as_formulas(
+    staff_client: Client, make_user: Callable[..., User]
+) -> None:
+    # An address may start with "=": the users' own text is exported as text.
+    with time_machine.travel(BEFORE_MIDNIGHT, tick=False):
+        turn(services.account_of(user=make_user("=1+1@example.com")), "plain", 5, 3)
+
+    response = get(staff_client, export="top")
+
+    cells = [
+        cell
+        for row in csv.reader(io.StringIO(response.content.decode()))
+        for cell in row
+    ]
+    assert "'=1+1@example.com" in cells
+    assert "=1+1@example.com" not in cells
+
+
 def test_unknown_export_is_not_found(staff_client: Client) -> None:
     assert get(staff_client, export="nothing").status_code == 404
 
