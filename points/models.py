@@ -501,7 +501,23 @@ class ModelRate(models.Model):
         return f"{self.model}: {self.prompt_rate} / {self.completion_rate}"
 
 
-class UsageDay(models.Model):
+class LedgerSums(models.Model):
+    """What a roll-up keeps of the ledger rows it sums (`points.rollup.SUMS`)."""
+
+    rows = models.BigIntegerField(default=0)
+    amount = models.BigIntegerField(default=0)
+    free_amount = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    list_cost = models.BigIntegerField(default=0)
+    discount = models.BigIntegerField(default=0)
+    uncharged_points = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageDay(LedgerSums):
     """The ledger rows of one account and day, summed: the usage pages' source.
 
     Kept by a database trigger on every ledger insert, in the same transaction as
@@ -516,14 +532,6 @@ class UsageDay(models.Model):
     model = models.CharField(max_length=100, blank=True)
     key_id = models.BigIntegerField(default=0)
     tier = models.CharField(max_length=32, blank=True)
-    rows = models.BigIntegerField(default=0)
-    amount = models.BigIntegerField(default=0)
-    free_amount = models.BigIntegerField(default=0)
-    prompt_tokens = models.BigIntegerField(default=0)
-    completion_tokens = models.BigIntegerField(default=0)
-    list_cost = models.BigIntegerField(default=0)
-    discount = models.BigIntegerField(default=0)
-    uncharged_points = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -560,7 +568,7 @@ class UsageDay(models.Model):
 USAGE_TOTAL_SHARDS = 8
 
 
-class UsageTotal(models.Model):
+class UsageTotal(LedgerSums):
     """The ledger rows of all accounts for one day, summed: the dashboard's source.
 
     Kept with `UsageDay` by the same trigger; `shard` is the account id modulo
@@ -572,14 +580,6 @@ class UsageTotal(models.Model):
     model = models.CharField(max_length=100, blank=True)
     tier = models.CharField(max_length=32, blank=True)
     shard = models.PositiveSmallIntegerField(default=0)
-    rows = models.BigIntegerField(default=0)
-    amount = models.BigIntegerField(default=0)
-    free_amount = models.BigIntegerField(default=0)
-    prompt_tokens = models.BigIntegerField(default=0)
-    completion_tokens = models.BigIntegerField(default=0)
-    list_cost = models.BigIntegerField(default=0)
-    discount = models.BigIntegerField(default=0)
-    uncharged_points = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -26,18 +26,11 @@ from django.conf import settings
 from django.db import connection as default_connection
 from django.db import transaction
 
-from points.models import USAGE_TOTAL_SHARDS
+from points.models import USAGE_TOTAL_SHARDS, LedgerSums
 
 LOCAL_DAY_FUNCTION = "eora_local_day"
-SUMS = (
-    "amount",
-    "free_amount",
-    "prompt_tokens",
-    "completion_tokens",
-    "list_cost",
-    "discount",
-    "uncharged_points",
-)
+# The sums `UsageDay` and `UsageTotal` keep besides their row count.
+SUMS = tuple(field.name for field in LedgerSums._meta.fields if field.name != "rows")
 # What each sum adds from a ledger row (`NEW` in the trigger, the row in a rebuild).
 _ROW_VALUES = {
     "amount": "{r}.amount",
