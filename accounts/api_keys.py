@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -123,7 +124,14 @@ def _active_key(raw_key: str) -> ApiKey | None:
     match = KEY_PATTERN.match(raw_key)
     if match is None:
         return None
-    key = ApiKey.objects.select_related("user").filter(prefix=match.group(1)).first()
+    key = (
+        ApiKey.objects.select_related("user")
+        # The user's points account id, which never changes: a turn holds its
+        # points by it without reading the account first.
+        .annotate(account_id=F("user__points_account__id"))
+        .filter(prefix=match.group(1))
+        .first()
+    )
     expected = key.key_hash if key is not None else hash_key("eora_missing")
     if not hmac.compare_digest(expected, hash_key(raw_key)) or key is None:
         return None

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -308,12 +308,12 @@ async def _load(target: Target, keys: list[str], stream: bool, seconds: float) -
     body = json.dumps(_body(SHORT, stream)).encode()
     limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
     done = 0
-    errors = 0
+    errors: Counter[str] = Counter()
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         deadline = time.perf_counter() + seconds
 
         async def one(index: int) -> None:
-            nonlocal done, errors
+            nonlocal done
             headers = {
                 "Authorization": f"Bearer {keys[index % len(keys)]}",
                 "Content-Type": "application/json",
@@ -323,18 +323,19 @@ async def _load(target: Target, keys: list[str], stream: bool, seconds: float) -
                     "POST", f"{target.url}/chat/completions", content=body,
                     headers=headers,
                 ) as response:  # fmt: skip
-                    async for _ in response.aiter_raw():
-                        pass
+                    answer = b"".join([part async for part in response.aiter_raw()])
                 if response.status_code == 200:
                     done += 1
                 else:
-                    errors += 1
+                    errors[f"{response.status_code} {answer[:300]!r}"] += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(one(index) for index in range(CLIENTS)))
         elapsed = time.perf_counter() - started
     if errors:
-        raise RuntimeError(f"{target.name}: {errors} answers were not 200")
+        raise RuntimeError(
+            f"{target.name}: {errors.total()} answers were not 200: {dict(errors)}"
+        )
     return done / elapsed
 
 

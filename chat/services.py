@@ -45,6 +45,8 @@ from common.metrics import Endpoint, TurnOutcome
 from points import services as ledger
 from points.exceptions import HoldNotOpen, InsufficientPoints, SpendingLimitReached
 from points.models import Account, Hold, HoldStatus, Transaction
+from points.pipeline import flush as flush_ledger_writes
+from points.pipeline import ledger_transaction
 from points.pricing import Quote, quote, rates_for
 from points.selectors import active_tier
 from points.services import Reservation, Settlement, TokenCount
@@ -322,7 +324,9 @@ def _prepare_turn(request: TurnRequest) -> PreparedTurn | TurnResult:
     started = time.perf_counter()
     text, model, conversation = _validated(request)
     messages, prompt_tokens, limit = _context(request, conversation, text, model)
-    account = ledger.account_of(user=request.user)
+    account = ledger.account_of(
+        user=request.user, account_id=getattr(request.api_key, "account_id", None)
+    )
     counted = time.perf_counter()
     try:
         reservation = ledger.reserve(
@@ -407,7 +411,8 @@ def _save_turn(
     counted: TokenCount,
     reported: TokenCount | None,
 ) -> tuple[Settlement, Conversation | None, Message | None]:
-    with transaction.atomic():
+    # One transaction: the ledger's writes are sent with its COMMIT.
+    with ledger_transaction():
         now = timezone.now()
         conversation = _save_user_message(turn, status, now)
         settlement = ledger.settle(
@@ -420,6 +425,7 @@ def _save_turn(
         )
         answer = None
         if conversation is not None:
+            flush_ledger_writes()  # the answer points at its ledger row
             answer = Message.objects.create(
                 conversation=conversation,
                 role=MessageRole.ASSISTANT,

@@ -25,7 +25,9 @@ from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
+from django.core.signals import setting_changed
 from django.db import DatabaseError
+from django.dispatch import receiver
 from redis import RedisError
 from rest_framework import throttling
 
@@ -71,6 +73,30 @@ class Spent:
     seconds_left: float
 
 
+# The throttle store, one a process (see `_store`).
+_shared: dict[str, BaseCache] = {}
+
+
+def _store() -> BaseCache:
+    """Return the cache the throttles count in: one for the whole process.
+
+    Django's `caches[alias]` is one per asyncio context, so under ASGI every
+    request built its own Redis connection pool and opened a new connection
+    (a TCP connect and a handshake) to count itself. The throttles share one
+    instance instead; redis-py's pool, like the other caches, is thread-safe.
+    """
+    store = _shared.get("store")
+    if store is None:
+        store = _shared["store"] = caches.create_connection(DEFAULT_CACHE_ALIAS)
+    return store
+
+
+@receiver(setting_changed)
+def _forget_store(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CACHES":
+        _shared.clear()
+
+
 def count_in_windows(windows: Sequence[Window]) -> float | None:
     """Count one request in every window; return the seconds to wait if refused.
 
@@ -78,7 +104,7 @@ def count_in_windows(windows: Sequence[Window]) -> float | None:
     """
     if not windows:
         return None
-    cache = caches[DEFAULT_CACHE_ALIAS]
+    cache = _store()
     try:
         if isinstance(cache, RedisCache):
             spent = _count_in_redis(cache, windows)

@@ -2,13 +2,17 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eora.settings")
 
-django_application = get_asgi_application()
+# What `django.core.asgi.get_asgi_application` does, with our handler.
+django.setup(set_prefix=False)
 
+from common.asgi import PooledThreadASGIHandler  # noqa: E402
 from common.body_limit import BodyLimit  # noqa: E402
+
+django_application = PooledThreadASGIHandler()
 
 application = BodyLimit(django_application)
 

@@ -29,6 +29,7 @@ from django.db.models import Model, Sum
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 
+from points import pipeline
 from points.exceptions import (
     HoldExpired,
     HoldNotOpen,
@@ -226,7 +227,11 @@ def _load(model: type[M], values: Sequence[object]) -> M:
 
 
 def _insert(row: Model) -> None:
-    """Insert a new instance with one `INSERT ... RETURNING id`, as `save()` would."""
+    """Insert a new instance with one `INSERT ... RETURNING id`, as `save()` would.
+
+    In a ledger transaction sending its writes with its COMMIT, the id is set
+    when the answers come back (`points.pipeline`).
+    """
     database = connections[DEFAULT_DB_ALIAS]
     quote = database.ops.quote_name
     fields = [field for field in row._meta.concrete_fields if not field.primary_key]
@@ -239,7 +244,7 @@ def _insert(row: Model) -> None:
     values = [
         field.get_db_prep_save(field.pre_save(row, True), database) for field in fields
     ]
-    (row.pk,) = _fetch_one(sql, values)
+    pipeline.insert(row, sql, values)
     row._state.adding = False
     row._state.db = database.alias
 
@@ -380,6 +385,8 @@ def _remember(
 ) -> None:
     """Record what a keyed call made, so that its repeat returns the same."""
     if key is not None:
+        # The record points at the rows the call made: they need their ids.
+        pipeline.flush()
         IdempotencyRecord.objects.create(
             account=account,
             key=key,
@@ -1015,11 +1022,21 @@ def _hold_fingerprint(
     return request_hash("place_hold", amount=amount, ttl=ttl_seconds)
 
 
-def account_of(*, user: object) -> Account:
+def account_of(*, user: object, account_id: int | None = None) -> Account:
     """Return the user's account, opening it (with its bonus) if it is missing.
 
     An account whose free points are not yet today's is refreshed first.
+
+    `account_id`, the user's account id when the caller knows it (an API key
+    carries it), reads nothing: the account comes back with its id and user
+    only, and its other fields are read if and when they are used. That is all
+    `reserve` needs, which reads the account under its lock (and brings its free
+    points up to today there).
     """
+    if account_id is not None:
+        return Account.from_db(
+            DEFAULT_DB_ALIAS, ["id", "user_id"], [account_id, getattr(user, "pk", None)]
+        )
     try:
         account = Account.objects.get(user=user)
     except Account.DoesNotExist:
@@ -1227,7 +1244,7 @@ def reserve(
     fingerprint = (
         request_hash("reserve", request=request_fingerprint) if key is not None else ""
     )
-    with transaction.atomic():
+    with pipeline.ledger_transaction():
         locked = _lock_account(account.pk)
         if key is not None and (record := _find_record(locked, key, fingerprint)):
             _replay_refusal(record)
@@ -1273,6 +1290,8 @@ def reserve(
                 locked, api_key=api_key, amount=amount, now=now
             )
             if refusal is None:
+                # Every read is done: the writes go with the COMMIT.
+                pipeline.send_with_commit()
                 hold = _open_hold(
                     locked,
                     amount=amount,
@@ -1376,7 +1395,7 @@ def settle(
         reported=reported,
         delivered_in_full=delivered_in_full,
     )
-    with transaction.atomic():
+    with pipeline.ledger_transaction():
         account, hold = _lock_account_and_hold(reservation.hold.pk)
         # The discount is the one in force when the hold was placed.
         discount, cost = discounted(usage.cost, hold.discount_bps)
@@ -1400,6 +1419,8 @@ def settle(
             hold.status = HoldStatus.EXPIRED
         else:
             raise HoldNotOpen(status=hold.status)
+        # Every read is done: the writes go with the COMMIT.
+        pipeline.send_with_commit()
         entry = None
         if charged > 0:
             entry = _post(

@@ -1,5 +1,6 @@
 """The throttles on a real Redis (database 5), and on one that never answers."""
 
+import asyncio
 import logging
 import os
 import socket
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
 from django.test import RequestFactory
@@ -283,3 +285,25 @@ def test_drf_view_counts_user_and_key_rates_in_one_round_trip(
             match=f"{redis_cache_prefix}:*throttle_{scope}_*"
         )
         assert int(redis_client.get(counter)) == 2
+
+
+def test_requests_in_their_own_contexts_share_one_redis_connection(
+    redis_client: redis.Redis, redis_cache_prefix: str
+) -> None:
+    # Under ASGI each request runs in a context of its own, where Django's
+    # `caches` would give it a cache, a pool and a Redis connection of its own.
+    window = Window(key="throttle_user_shared", limit=100, duration=60)
+
+    async def one_request() -> float | None:
+        return await sync_to_async(count_in_windows, thread_sensitive=False)([window])
+
+    def connections_received() -> int:
+        return int(redis_client.info("stats")["total_connections_received"])
+
+    asyncio.run(one_request())  # the process's first opens the connection
+    before = connections_received()
+    waits = [asyncio.run(one_request()) for _ in range(5)]
+
+    assert waits == [None] * 5
+    assert int(redis_client.get(stored_key(window))) == 6
+    assert connections_received() == before

@@ -343,3 +343,20 @@ def test_settle_after_expiry_twice_is_refused(account: Account) -> None:
     with pytest.raises(HoldNotOpen):
         services.settle(reservation=reservation, counted=TokenCount(26, 16))
     assert fresh(account).balance == 100_000 - 84
+
+
+def test_account_of_a_known_id_reads_nothing_until_a_field_is_used(
+    account: Account, django_assert_num_queries
+) -> None:
+    # An API key carries its user's account id: the turn holds by it unread.
+    user = User.objects.get(pk=account.user_id)
+    with django_assert_num_queries(0):
+        known = services.account_of(user=user, account_id=account.pk)
+    assert (known.pk, known.user_id) == (account.pk, account.user_id)
+
+    reservation = reserve(known)
+
+    assert reservation.hold.account_id == account.pk
+    # A field not read is loaded when used, never a default's value.
+    with django_assert_num_queries(1):
+        assert known.held == 84

@@ -16,9 +16,10 @@ from accounts.models import User
 from tests.v1.conftest import DEMO_MODEL, KeyHolder
 
 # One streamed turn whose API key and model rate an earlier turn read in the same
-# second: the account read for the quote, reserve (3), settle (4) and the test
-# transaction's savepoints (5). The key and the rate read again made it 16.
-STREAMED_TURN_STATEMENTS = 14
+# second: reserve (3), settle (4) and the test transaction's savepoints (5); the
+# key carries its user's account id, so the account is not read before the lock.
+# The key and the rate read again made it 16, the account read 14.
+STREAMED_TURN_STATEMENTS = 13
 
 
 def streamed_turn(secret: str, **headers: str) -> tuple[bytes, object]:

@@ -1,0 +1,129 @@
+"""A turn's ledger writes are sent with the COMMIT, on PostgreSQL (`points.pipeline`).
+
+`reserve` and `settle` lock the account with a statement whose answer they
+wait for; the writes after it are pipelined, so that the account stays locked
+for one round trip more, not one a write.
+"""
+
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, connection
+
+from points import services
+from points.models import Account, Hold, HoldStatus, Transaction
+from points.pricing import Rates
+from points.services import TokenCount
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+RATES = Rates(prompt=Decimal(2), completion=Decimal(2))
+
+
+def pipelined_statements():
+    """Record each statement's first word and whether it was sent pipelined."""
+    from psycopg.pq import PipelineStatus
+
+    sent: list[tuple[str, bool]] = []
+
+    def record(execute, sql, params, many, context):
+        status = connection.connection.pgconn.pipeline_status
+        sent.append((sql.split()[0], status != PipelineStatus.OFF))
+        return execute(sql, params, many, context)
+
+    return sent, connection.execute_wrapper(record)
+
+
+def reserve(account: Account, **overrides: object) -> services.Reservation:
+    return services.reserve(
+        **{
+            "account": account,
+            "model": "gpt-4o",
+            "rates": RATES,
+            "prompt_tokens": 26,
+            "completion_tokens": 16,
+            "minimum_completion_tokens": 4,
+            **overrides,
+        }
+    )
+
+
+def test_reserve_sends_its_writes_with_the_commit(account: Account) -> None:
+    sent, recording = pipelined_statements()
+    with recording:
+        reservation = reserve(account)
+
+    assert sent == [("SELECT", False), ("INSERT", True), ("UPDATE", True)]
+    # The hold learnt its id when the answers came back; the connection is back
+    # to one statement at a time.
+    assert Hold.objects.get(pk=reservation.hold.pk).amount == 84
+    assert connection.connection.pgconn.pipeline_status == 0
+    assert Account.objects.get(pk=account.pk).held == 84
+
+
+def test_settle_sends_its_writes_with_the_commit(account: Account) -> None:
+    reservation = reserve(account)
+    before = Account.objects.get(pk=account.pk).balance
+    sent, recording = pipelined_statements()
+    with recording:
+        settlement = services.settle(
+            reservation=reservation, counted=TokenCount(26, 10)
+        )
+
+    assert sent == [
+        ("SELECT", False),
+        ("UPDATE", True),
+        ("INSERT", True),
+        ("UPDATE", True),
+    ]
+    entry = Transaction.objects.get(pk=settlement.entry.pk)
+    assert (entry.amount, entry.hold_id) == (-72, reservation.hold.pk)
+    account = Account.objects.get(pk=account.pk)
+    assert (account.held, account.balance) == (0, before - 72)
+
+
+def test_a_keyed_reserve_records_the_hold_it_made(account: Account) -> None:
+    first = reserve(account, idempotency_key="k-1", request_fingerprint="same")
+    again = reserve(account, idempotency_key="k-1", request_fingerprint="same")
+
+    assert again.replayed
+    assert again.hold.pk == first.hold.pk is not None
+
+
+@pytest.fixture
+def failing_ledger_insert():
+    """Make every insert of a ledger row fail, as a full disk or a bug would."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION pipeline_test_fail() RETURNS trigger AS $$"
+            " BEGIN RAISE EXCEPTION 'ledger row refused'; END $$ LANGUAGE plpgsql;"
+            " CREATE TRIGGER pipeline_test_fail BEFORE INSERT ON points_transaction"
+            " FOR EACH ROW EXECUTE FUNCTION pipeline_test_fail();"
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER pipeline_test_fail ON points_transaction;"
+                " DROP FUNCTION pipeline_test_fail();"
+            )
+
+
+def test_a_pipelined_write_that_fails_rolls_the_whole_settlement_back(
+    account: Account, failing_ledger_insert
+) -> None:
+    reservation = reserve(account)
+    before = Account.objects.get(pk=account.pk).balance
+
+    with pytest.raises(DatabaseError, match="ledger row refused"):
+        services.settle(reservation=reservation, counted=TokenCount(26, 10))
+
+    # Nothing of it stayed: the hold is open, the balance and `held` untouched,
+    # and the connection answers the next statement in the ordinary way.
+    hold = Hold.objects.get(pk=reservation.hold.pk)
+    assert (hold.status, hold.captured_amount) == (HoldStatus.OPEN, 0)
+    account = Account.objects.get(pk=account.pk)
+    assert (account.balance, account.held) == (before, 84)
+    assert connection.connection.pgconn.pipeline_status == 0
+    assert reservation.hold.pk is not None
