@@ -56,7 +56,9 @@ class _Batch:
         succeeded = error is None
         try:
             if pipeline is not None:
-                pipeline.__exit__(type(error) if error else None, error, None)
+                # Raised as Django's errors, as the statements' own would be.
+                with connection.wrap_database_errors:
+                    pipeline.__exit__(type(error) if error else None, error, None)
         except BaseException:
             succeeded = False
             raise
@@ -81,17 +83,28 @@ def ledger_transaction() -> Iterator[None]:
     """`transaction.atomic()`; the outermost one may send its writes with its end.
 
     Nested in another, it is a plain `atomic()` (a savepoint): the outermost
-    decides when the writes are sent.
+    decides when the writes are sent. Only a transaction that ends in a COMMIT
+    keeps the pipeline through it; one that ends in a savepoint, or in an error,
+    leaves pipeline mode first, so that a pipelined write's error is raised
+    inside the block and rolled back there as any other.
     """
     if _batch() is not None:
         with transaction.atomic():
             yield
         return
+    commits = not connection.in_atomic_block
     batch = _local.batch = _Batch()
     try:
         with transaction.atomic():
-            yield
+            try:
+                yield
+                if not commits:
+                    batch.end(None)
+            except BaseException as error:
+                batch.end(error)
+                raise
     except BaseException as error:
+        # A COMMIT that failed: its error came with the pipelined answers.
         batch.end(error)
         raise
     else:

@@ -8,7 +8,7 @@ for one round trip more, not one a write.
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 
 from points import services
 from points.models import Account, Hold, HoldStatus, Transaction
@@ -127,3 +127,21 @@ def test_a_pipelined_write_that_fails_rolls_the_whole_settlement_back(
     assert (account.balance, account.held) == (before, 84)
     assert connection.connection.pgconn.pipeline_status == 0
     assert reservation.hold.pk is not None
+
+
+def test_a_failing_pipelined_write_in_an_outer_transaction_stays_in_its_savepoint(
+    account: Account, failing_ledger_insert
+) -> None:
+    reservation = reserve(account)
+
+    with transaction.atomic():
+        # Here `settle` ends in a savepoint, not a COMMIT: its writes are synced
+        # before the savepoint ends, so their error is raised inside it.
+        with pytest.raises(DatabaseError, match="ledger row refused"):
+            services.settle(reservation=reservation, counted=TokenCount(26, 10))
+        # The outer transaction goes on, in the ordinary way.
+        hold = Hold.objects.get(pk=reservation.hold.pk)
+        assert connection.connection.pgconn.pipeline_status == 0
+
+    assert hold.status == HoldStatus.OPEN
+    assert Account.objects.get(pk=account.pk).held == 84
