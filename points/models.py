@@ -429,6 +429,14 @@ class Hold(models.Model):
             models.Index(
                 fields=["account", "status"], name="points_hold_account_status_idx"
             ),
+            # An account's open holds, which every turn's lock statement looks
+            # through for an overdue one: a busy account has thousands of ended
+            # holds, and without it the lock read them all, turn after turn.
+            models.Index(
+                fields=["account", "expires_at"],
+                condition=Q(status="open"),
+                name="points_hold_open_account_idx",
+            ),
         ]
 
     def __str__(self) -> str:

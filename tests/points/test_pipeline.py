@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from points import services
 from points.models import Account, Hold, HoldStatus, Transaction
@@ -145,3 +146,63 @@ def test_a_failing_pipelined_write_in_an_outer_transaction_stays_in_its_savepoin
 
     assert hold.status == HoldStatus.OPEN
     assert Account.objects.get(pk=account.pk).held == 84
+
+
+def plan_nodes(plan: dict) -> list[dict]:
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes.extend(plan_nodes(child))
+    return nodes
+
+
+def test_the_lock_statement_reads_only_the_open_holds_of_a_busy_account(
+    account: Account,
+) -> None:
+    # given an account whose turns ended many holds since the statistics were
+    # last gathered (a new deployment's, or a burst's before autovacuum's next
+    # ANALYZE); released holds charged nothing, so the ledger stays as it was
+    def end_holds(count: int) -> None:
+        now = timezone.now()
+        Hold.objects.bulk_create(
+            Hold(
+                account=account,
+                amount=84,
+                status=HoldStatus.RELEASED,
+                expires_at=now,
+                created_at=now,
+                ended_at=now,
+            )
+            for _ in range(count)
+        )
+
+    # (gathered in a burst, when most holds were open)
+    open_ones = [reserve(account, completion_tokens=1) for _ in range(40)]
+    end_holds(10)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE points_hold")
+    for reservation in open_ones:
+        services.release_hold(hold=reservation.hold)
+    end_holds(5_000)
+
+    # when a turn takes the account's lock
+    sent: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        sent.append(context["cursor"].mogrify(sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        reserve(account)
+
+    # then its look for an overdue hold goes through the open holds alone
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sent[0]}")
+        nodes = plan_nodes(cursor.fetchone()[0][0]["Plan"])
+    hold_scans = [node for node in nodes if node.get("Relation Name") == "points_hold"]
+    # Both indexes hold the open holds alone.
+    assert len(hold_scans) == 1
+    assert hold_scans[0].get("Index Name") in {
+        "points_hold_open_account_idx",
+        "points_hold_open_expiry_idx",
+    }
+    assert all(node.get("Rows Removed by Filter", 0) == 0 for node in hold_scans)
