@@ -4,7 +4,8 @@ A cycle is `points.services.reserve` then `points.services.settle`: the two
 transactions of a chat turn. The baseline replays the statements those calls
 send, captured at run time (Django's `execute_wrapper`: text, parameters and
 results), through a psycopg connection opened with Django's own connection
-parameters (cursor class, binding, adapters), in the same two transactions. A
+parameters (cursor class, binding, adapters), in the same two transactions,
+pipelining the statements the ledger pipelines (`points.pipeline`). A
 parameter that differs between two captured cycles and follows a value returned
 earlier in the cycle (the new hold's id, the account's version + 1, ...) is
 computed from the replay's own results; the audit checks the replayed ledger.
@@ -48,6 +49,8 @@ class Statement:
     rows: list[tuple]
     # The last statement of its transaction: COMMIT follows.
     commit: bool = False
+    # Sent in pipeline mode (`points.pipeline`): its answer comes with the COMMIT's.
+    pipelined: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,12 +106,20 @@ def capture(reserve: Callable, settle: Callable) -> list[Statement]:
     def record(
         execute: Callable, sql: str, params: Sequence | None, many: bool, context: dict
     ) -> object:
+        raw = connection.connection
+        pipelined = raw.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
         result = execute(sql, params, many, context)
+        if pipelined:
+            # Wait for its answer here (a nested pipeline syncs as it ends), to
+            # record it; the replay sends it pipelined as the ledger does.
+            with raw.pipeline():
+                pass
         cursor = context["cursor"].cursor
         rows = cursor.fetchall() if cursor.description else []
         if rows:
             cursor.scroll(0, mode="absolute")
-        sent.append(Statement(sql, None if params is None else list(params), rows))
+        params = None if params is None else list(params)
+        sent.append(Statement(sql, params, rows, pipelined=pipelined))
         return result
 
     with connection.execute_wrapper(record):
@@ -145,12 +156,15 @@ def plan_replay(first: list[Statement], second: list[Statement]) -> list[Stateme
             ]
             if candidates:
                 params[position] = min(candidates, key=lambda f: abs(f.delta))
-        plan.append(Statement(a.sql, params, [], a.commit))
+        plan.append(Statement(a.sql, params, [], a.commit, a.pipelined))
     return plan
 
 
 def replay(connection: psycopg.Connection, plan: list[Statement]) -> None:
+    """Send the plan, pipelining what the ledger pipelined, through each COMMIT."""
     results: list[list[tuple]] = []
+    pipeline = None
+    waiting: list[tuple[int, psycopg.Cursor]] = []
     for statement in plan:
         params = statement.params and [
             results[p.statement][p.row][p.column] + p.delta
@@ -158,10 +172,23 @@ def replay(connection: psycopg.Connection, plan: list[Statement]) -> None:
             else p
             for p in statement.params
         ]
+        if statement.pipelined and pipeline is None:
+            pipeline = connection.pipeline()
+            pipeline.__enter__()
         cursor = connection.execute(statement.sql, params)
-        results.append(cursor.fetchall() if cursor.description else [])
+        results.append([])
+        if pipeline is None:
+            results[-1] = cursor.fetchall() if cursor.description else []
+        else:
+            waiting.append((len(results) - 1, cursor))
         if statement.commit:
             connection.commit()
+            if pipeline is not None:
+                pipeline.__exit__(None, None, None)
+                pipeline = None
+                for index, answered in waiting:
+                    results[index] = answered.fetchall() if answered.description else []
+                waiting = []
 
 
 def cycles_per_second(run: Callable[[], None], seconds: float) -> tuple[float, float]:

@@ -30,6 +30,10 @@ MAX_RETRY_AFTER = 60.0
 # Error bodies are logged for the operator, this much of them.
 LOGGED_ERROR_CHARS = 500
 CHAT_COMPLETIONS = "chat/completions"
+# An idle pooled connection is dropped after this long. Uvicorn, and with it vLLM,
+# closes one after 5 s, httpx's own default: at equal timeouts a turn could take
+# a connection the server was closing that instant, and fail before any answer.
+KEEPALIVE_SECONDS = 4.0
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
     weakref.WeakKeyDictionary()
@@ -55,7 +59,11 @@ def _client() -> httpx.AsyncClient:
             headers=headers,
             timeout=httpx.Timeout(timeout),
             # The SDK's limits and redirects, so that only the overhead changes.
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            limits=httpx.Limits(
+                max_connections=1000,
+                max_keepalive_connections=100,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            ),
             follow_redirects=True,
         )
     return per_loop[config]

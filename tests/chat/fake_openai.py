@@ -42,6 +42,8 @@ class Script:
     # Send the chunk with the finish reason, and `[DONE]`, at the end.
     finish: bool = True
     done: bool = True
+    # Keep the connection open after a JSON answer, for the client's next request.
+    keep_alive: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+    # The client's port: requests on one kept-alive connection share it.
+    client_port: int = 0
 
     @property
     def include_usage(self) -> bool:
@@ -170,6 +174,7 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     path=self.path,
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    client_port=self.client_address[1],
                 )
             )
 
@@ -182,9 +187,10 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(length))
-            self.send_header("Connection", "close")
+            if not fake.script.keep_alive:
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
-            self.close_connection = True
 
         def _send_body(self, data: bytes) -> None:
             self.wfile.write(data)

@@ -9,6 +9,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from accounts.models import User
+from chat import upstream
 from chat.upstream import sse_data
 from tests.chat.fake_openai import FakeOpenAI, Script
 
@@ -96,3 +97,29 @@ def test_answer_spoilt_after_it_began_is_not_retried(
 
     assert (answer["status"], answer["code"]) == (502, "provider_error")
     assert len(fake_openai.chat_requests) == 1
+
+
+def test_an_idle_connection_is_dropped_before_the_server_would_drop_it(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Servers close idle connections after a while (uvicorn and vLLM: 5 s); one
+    # taken from the pool as the server closes it fails the turn. Ours are let go
+    # sooner, and a connection busy enough is kept.
+    monkeypatch.setattr(upstream, "KEEPALIVE_SECONDS", 0.3)
+    fake_openai.script = Script(keep_alive=True)
+    body = json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    ).encode()
+
+    async def three_requests() -> None:
+        for pause in (0, 0.05, 0.6):
+            await asyncio.sleep(pause)
+            async with upstream.chat_completion(body) as response:
+                await response.aread()
+
+    asyncio.run(three_requests())
+
+    first, soon_after, after_a_pause = [
+        request.client_port for request in fake_openai.chat_requests
+    ]
+    assert first == soon_after != after_a_pause

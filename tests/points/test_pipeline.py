@@ -185,10 +185,10 @@ def test_the_lock_statement_reads_only_the_open_holds_of_a_busy_account(
     end_holds(5_000)
 
     # when a turn takes the account's lock
-    sent: list[str] = []
+    sent: list[tuple[str, object]] = []
 
     def record(execute, sql, params, many, context):
-        sent.append(context["cursor"].mogrify(sql, params))
+        sent.append((sql, params))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
@@ -196,7 +196,8 @@ def test_the_lock_statement_reads_only_the_open_holds_of_a_busy_account(
 
     # then its look for an overdue hold goes through the open holds alone
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sent[0]}")
+        sql, params = sent[0]
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
         nodes = plan_nodes(cursor.fetchone()[0][0]["Plan"])
     hold_scans = [node for node in nodes if node.get("Relation Name") == "points_hold"]
     # Both indexes hold the open holds alone.
