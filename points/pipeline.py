@@ -131,14 +131,14 @@ def flush() -> None:
         batch.flush()
 
 
-def insert(row: Model, sql: str, values: Sequence[object]) -> None:
-    """Run an `INSERT ... RETURNING id` of `row`; set its id now or at the end."""
+def insert_later(row: Model, sql: str, values: Sequence[object]) -> bool:
+    """Send an `INSERT ... RETURNING id` of `row` pipelined; its id is set when the
+    answers come back. Return False, sending nothing, when not in pipeline mode.
+    """
     batch = _batch()
-    if batch is not None and batch.pipeline is not None:
-        cursor = connection.cursor()
-        cursor.execute(sql, values)
-        batch.pending.append((row, cursor))
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        (row.pk,) = cursor.fetchone()
+    if batch is None or batch.pipeline is None:
+        return False
+    cursor = connection.cursor()
+    cursor.execute(sql, values)
+    batch.pending.append((row, cursor))
+    return True

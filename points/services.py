@@ -244,7 +244,8 @@ def _insert(row: Model) -> None:
     values = [
         field.get_db_prep_save(field.pre_save(row, True), database) for field in fields
     ]
-    pipeline.insert(row, sql, values)
+    if not pipeline.insert_later(row, sql, values):
+        (row.pk,) = _fetch_one(sql, values)
     row._state.adding = False
     row._state.db = database.alias
 

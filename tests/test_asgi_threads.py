@@ -106,10 +106,9 @@ def test_concurrent_requests_each_get_their_own_thread(threads_of_requests) -> N
 
 def test_a_call_outliving_its_request_does_not_take_the_next_requests_thread() -> None:
     pool = ExecutorPool()
-    released = asyncio.Event
 
     async def scenario() -> tuple[threading.Thread, ...]:
-        gate = released()
+        gate = asyncio.Event()
 
         async def late() -> threading.Thread:
             await gate.wait()

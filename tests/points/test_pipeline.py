@@ -5,26 +5,21 @@ wait for; the writes after it are pipelined, so that the account stays locked
 for one round trip more, not one a write.
 """
 
-from decimal import Decimal
-
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from psycopg.pq import PipelineStatus
 
 from points import services
 from points.models import Account, Hold, HoldStatus, Transaction
-from points.pricing import Rates
 from points.services import TokenCount
+from tests.points.turns import reserve_turn as reserve
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-RATES = Rates(prompt=Decimal(2), completion=Decimal(2))
 
 
 def pipelined_statements():
     """Record each statement's first word and whether it was sent pipelined."""
-    from psycopg.pq import PipelineStatus
-
     sent: list[tuple[str, bool]] = []
 
     def record(execute, sql, params, many, context):
@@ -33,20 +28,6 @@ def pipelined_statements():
         return execute(sql, params, many, context)
 
     return sent, connection.execute_wrapper(record)
-
-
-def reserve(account: Account, **overrides: object) -> services.Reservation:
-    return services.reserve(
-        **{
-            "account": account,
-            "model": "gpt-4o",
-            "rates": RATES,
-            "prompt_tokens": 26,
-            "completion_tokens": 16,
-            "minimum_completion_tokens": 4,
-            **overrides,
-        }
-    )
 
 
 def test_reserve_sends_its_writes_with_the_commit(account: Account) -> None:
@@ -58,7 +39,7 @@ def test_reserve_sends_its_writes_with_the_commit(account: Account) -> None:
     # The hold learnt its id when the answers came back; the connection is back
     # to one statement at a time.
     assert Hold.objects.get(pk=reservation.hold.pk).amount == 84
-    assert connection.connection.pgconn.pipeline_status == 0
+    assert connection.connection.pgconn.pipeline_status == PipelineStatus.OFF
     assert Account.objects.get(pk=account.pk).held == 84
 
 
@@ -126,7 +107,7 @@ def test_a_pipelined_write_that_fails_rolls_the_whole_settlement_back(
     assert (hold.status, hold.captured_amount) == (HoldStatus.OPEN, 0)
     account = Account.objects.get(pk=account.pk)
     assert (account.balance, account.held) == (before, 84)
-    assert connection.connection.pgconn.pipeline_status == 0
+    assert connection.connection.pgconn.pipeline_status == PipelineStatus.OFF
     assert reservation.hold.pk is not None
 
 
@@ -142,7 +123,7 @@ def test_a_failing_pipelined_write_in_an_outer_transaction_stays_in_its_savepoin
             services.settle(reservation=reservation, counted=TokenCount(26, 10))
         # The outer transaction goes on, in the ordinary way.
         hold = Hold.objects.get(pk=reservation.hold.pk)
-        assert connection.connection.pgconn.pipeline_status == 0
+        assert connection.connection.pgconn.pipeline_status == PipelineStatus.OFF
 
     assert hold.status == HoldStatus.OPEN
     assert Account.objects.get(pk=account.pk).held == 84

@@ -1,7 +1,6 @@
 """The usage roll-ups: kept by the ledger's trigger, checked and rebuilt."""
 
 from datetime import date, datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,25 +21,14 @@ from points.models import (
     UsageDay,
     UsageTotal,
 )
-from points.pricing import Rates
 from points.services import TokenCount
+from tests.points.turns import reserve_turn
 
 SEOUL = ZoneInfo("Asia/Seoul")
-RATES = Rates(prompt=Decimal(2), completion=Decimal(2))
 
 
 def turn(account: Account, *, api_key: object | None = None, **reserve: object) -> None:
-    arguments = {
-        "account": account,
-        "model": "gpt-4o",
-        "rates": RATES,
-        "prompt_tokens": 26,
-        "completion_tokens": 16,
-        "minimum_completion_tokens": 4,
-        "api_key": api_key,
-        **reserve,
-    }
-    reservation = services.reserve(**arguments)
+    reservation = reserve_turn(account, api_key=api_key, **reserve)
     services.settle(
         reservation=reservation, counted=TokenCount(26, 10), api_key=api_key
     )

@@ -1,7 +1,6 @@
 """The ledger's turn API: `reserve` before the model answers, `settle` after."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 import time_machine
@@ -14,26 +13,12 @@ from points import services
 from points.audit import audit_accounts
 from points.exceptions import HoldNotOpen, IdempotencyConflict, InsufficientPoints
 from points.models import Account, Hold, HoldStatus, IdempotencyRecord, Transaction
-from points.pricing import Rates
-from points.services import Reservation, TokenCount, UsageSource
-
-RATES = Rates(prompt=Decimal(2), completion=Decimal(2))
+from points.services import TokenCount, UsageSource
+from tests.points.turns import reserve_turn as reserve
 
 
 def fresh(account: Account) -> Account:
     return Account.objects.get(pk=account.pk)
-
-
-def reserve(account: Account, **overrides: object) -> Reservation:
-    arguments: dict[str, object] = {
-        "account": account,
-        "model": "gpt-4o",
-        "rates": RATES,
-        "prompt_tokens": 26,
-        "completion_tokens": 16,
-        "minimum_completion_tokens": 4,
-    }
-    return services.reserve(**{**arguments, **overrides})
 
 
 def drain(account: Account, staff_user: User, *, leave: int) -> None:

@@ -13,6 +13,22 @@ from points.pricing import Rates
 from points.services import TokenCount
 
 TURN_RATES = Rates(Decimal("2"), Decimal("2.5"))
+# 2 points a token either way: a turn of 26 prompt tokens and at most 16 completion
+# tokens holds 84 points.
+FLAT_RATES = Rates(prompt=Decimal(2), completion=Decimal(2))
+
+
+def reserve_turn(account: Account, **overrides: object) -> services.Reservation:
+    """Hold a turn of 26 prompt tokens and at most 16 completion tokens."""
+    arguments: dict[str, object] = {
+        "account": account,
+        "model": "gpt-4o",
+        "rates": FLAT_RATES,
+        "prompt_tokens": 26,
+        "completion_tokens": 16,
+        "minimum_completion_tokens": 4,
+    }
+    return services.reserve(**{**arguments, **overrides})
 
 
 def chat_turn(
