@@ -4,6 +4,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import NotFound, ValidationError
@@ -56,3 +57,19 @@ class CursorPage(CursorPagination):
         if link is None:
             return None
         return parse_qs(urlsplit(link).query)[self.cursor_query_param][0]
+
+
+class CountedPaginator(Paginator):
+    """Django's numbered pages over rows whose count is already known.
+
+    Django's `Paginator` counts its rows with `COUNT(*)`, which reads every row
+    that matches; a caller that knows the count from elsewhere passes it.
+    """
+
+    def __init__(self, object_list: Any, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.known_count = count
+
+    @property
+    def count(self) -> int:
+        return self.known_count

@@ -5,7 +5,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -21,9 +20,15 @@ from common.api import QuerySerializer, StrictCharField
 from common.pagination import CursorPage
 from common.schema import ERROR_RESPONSES, PAGE_CURSOR_HELP
 from points.history_csv import csv_filename, history_csv, history_csv_async
-from points.models import Account, ModelRate, Transaction, TransactionType
+from points.models import ModelRate, Transaction, TransactionType
 from points.pricing import default_rates
-from points.selectors import HISTORY_ORDERING, WEB_PAGES, ApiKeyFilter, history
+from points.selectors import (
+    HISTORY_ORDERING,
+    WEB_PAGES,
+    ApiKeyFilter,
+    history,
+    history_count,
+)
 from points.services import (
     MAX_POINTS,
     account_of,
@@ -242,16 +247,15 @@ class HistoryFilterSerializer(QuerySerializer):
         return data
 
 
-def filtered_history(account: Account, options: dict) -> QuerySet[Transaction]:
-    """Return the account's history filtered by a `HistoryFilterSerializer`'s data."""
-    return history(
-        account,
-        types=sorted(options.get("type") or []),
-        since=options.get("since"),
-        until=options.get("until"),
-        model=options.get("model"),
-        api_key=options.get("api_key"),
-    )
+def history_filters(options: dict) -> dict[str, Any]:
+    """Return a `HistoryFilterSerializer`'s data as `selectors.history` takes it."""
+    return {
+        "types": sorted(options.get("type") or []),
+        "since": options.get("since"),
+        "until": options.get("until"),
+        "model": options.get("model"),
+        "api_key": options.get("api_key"),
+    }
 
 
 class HistoryApi(APIView):
@@ -280,10 +284,9 @@ class HistoryApi(APIView):
         filters.is_valid(raise_exception=True)
         options = filters.validated_data
         account = account_of(user=request.user)
-        rows = filtered_history(account, options)
-        filtered = bool(options.keys() & {"type", "since", "until", "model", "api_key"})
-        # Without filters every row counts, and the account's version is that count.
-        total = rows.count() if filtered else account.version
+        filters = history_filters(options)
+        rows = history(account, **filters)
+        total = history_count(account, **filters)
         pages = CursorPage(
             ordering=HISTORY_ORDERING,
             cursor_query_param="cursor",
@@ -338,7 +341,9 @@ class HistoryCsvApi(APIView):
     def get(self, request: Request) -> StreamingHttpResponse:
         filters = self.HistoryCsvFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        rows = filtered_history(account_of(user=request.user), filters.validated_data)
+        rows = history(
+            account_of(user=request.user), **history_filters(filters.validated_data)
+        )
         if isinstance(request._request, ASGIRequest):
             body = history_csv_async(rows)
         else:

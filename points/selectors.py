@@ -1,14 +1,14 @@
 """Reads of the ledger: balances and history pages."""
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from django.db.models import Case, F, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from points.limits import LimitPeriod, period_bounds
+from points.limits import LimitPeriod, day_start, period_bounds
 from points.models import (
     Account,
     Hold,
@@ -53,6 +53,59 @@ def history(
     elif api_key is not None:
         rows = rows.filter(api_key_id=api_key)
     return rows
+
+
+def history_count(
+    account: Account,
+    *,
+    types: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    model: str | None = None,
+    api_key: ApiKeyFilter | None = None,
+) -> int:
+    """Return how many rows `history()` with the same filters returns, exactly.
+
+    Whole days come from the `UsageDay` roll-up, which keeps each day's rows by
+    type, model and key (a few rows a day, not every ledger row); a bound inside
+    a day counts that part of its day from the ledger, by (account, created_at).
+    A filtered count of a long history so reads days, not rows.
+    """
+    filters = {"types": types, "model": model, "api_key": api_key}
+    if not any(filters.values()) and since is None and until is None:
+        # Every ledger row bumps its account's version by one, from 0.
+        return account.version
+    zone = timezone.get_default_timezone()
+    first_day = None
+    if since is not None:
+        first_day = timezone.localdate(since, zone)
+        if day_start(first_day) < since:
+            first_day += timedelta(days=1)
+    end_day = None if until is None else timezone.localdate(until, zone)
+    if first_day is not None and end_day is not None and first_day >= end_day:
+        # No whole day between the bounds: at most two days of the ledger.
+        return history(account, since=since, until=until, **filters).count()
+    days = UsageDay.objects.filter(account=account)
+    if types:
+        days = days.filter(type__in=types)
+    if model is not None:
+        days = days.filter(model=model)
+    if api_key is not None:
+        days = days.filter(key_id=0 if api_key == WEB_PAGES else api_key)
+    if first_day is not None:
+        days = days.filter(day__gte=first_day)
+    if end_day is not None:
+        days = days.filter(day__lt=end_day)
+    total = days.aggregate(rows=Sum("rows"))["rows"] or 0
+    if first_day is not None and since < day_start(first_day):
+        total += history(
+            account, since=since, until=day_start(first_day), **filters
+        ).count()
+    if end_day is not None and day_start(end_day) < until:
+        total += history(
+            account, since=day_start(end_day), until=until, **filters
+        ).count()
+    return total
 
 
 def history_chunk(

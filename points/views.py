@@ -2,7 +2,6 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -11,12 +10,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from chat.selectors import costliest_conversations
+from common.pagination import CountedPaginator
 from points.forms import HistoryFilterForm, LimitsForm
 from points.models import TransactionType
 from points.selectors import (
     active_tier,
     history,
     history_api_keys,
+    history_count,
     history_models,
     open_holds,
 )
@@ -45,8 +46,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     )
     page, csv_url = None, None
     if filters.is_valid():
-        rows = history(account, **filters.history_filters())
-        page = Paginator(rows, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+        chosen = filters.history_filters()
+        pages = CountedPaginator(
+            history(account, **chosen),
+            HISTORY_PAGE_SIZE,
+            count=history_count(account, **chosen),
+        )
+        page = pages.get_page(request.GET.get("page"))
         csv_url = f"{reverse('api-history-csv')}?{filters.api_query()}"
     return render(
         request,
