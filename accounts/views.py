@@ -1,6 +1,10 @@
+import hashlib
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -17,12 +21,19 @@ from accounts.models import ApiKey
 from common.errors import ServiceError
 from common.http import Throttled
 from common.rendering import page_message
-from common.throttles import ConfiguredRateThrottle
+from common.throttles import ConfiguredRateThrottle, Window, count_in_windows
 from points.selectors import key_spending
 
 SIGNUP_THROTTLED_MESSAGE = gettext_lazy(
     "Too many sign-up attempts from your network. Please try again later."
 )
+LOGIN_THROTTLED_MESSAGE = gettext_lazy(
+    "Too many login attempts. Please try again later."
+)
+PASSWORD_RESET_THROTTLED_MESSAGE = gettext_lazy(
+    "Too many password reset requests. Please try again later."
+)
+HOUR_SECONDS = 3600
 
 
 class SignupRateThrottle(ConfiguredRateThrottle):
@@ -87,6 +98,96 @@ def _signup_page(
         "refusal": refusal,
     }
     return render(request, "accounts/signup.html", context, status=status)
+
+
+def form_post_wait(
+    request: HttpRequest, *, scope: str, per_hour: int, email: str
+) -> float | None:
+    """Count a form post per client address and per the email address it names.
+
+    Return None if it may go on, else the seconds until it may be sent again.
+    The client address is REMOTE_ADDR (see `SignupRateThrottle`); the email is
+    counted by its digest, so the throttle store holds no addresses, and a guesser
+    who spreads over many networks still meets the limit of the account it aims at.
+    """
+    windows = [
+        Window(
+            key=f"throttle_{scope}_address_{request.META.get('REMOTE_ADDR', '')}",
+            limit=per_hour,
+            duration=HOUR_SECONDS,
+        )
+    ]
+    email = email.strip().lower()
+    if email:
+        digest = hashlib.sha256(email.encode()).hexdigest()
+        windows.append(
+            Window(
+                key=f"throttle_{scope}_email_{digest}",
+                limit=per_hour,
+                duration=HOUR_SECONDS,
+            )
+        )
+    return count_in_windows(windows)
+
+
+class ThrottledPostMixin:
+    """Refuse a form's posts past a rate an hour with 429 and the form again.
+
+    A refused post is not looked at: no password is checked and no email sent.
+    """
+
+    throttle_scope: str
+    rate_setting: str
+    throttled_message: Any
+    email_field: str
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        wait = form_post_wait(
+            request,
+            scope=self.throttle_scope,
+            per_hour=getattr(settings, self.rate_setting),
+            email=request.POST.get(self.email_field, ""),
+        )
+        if wait is None:
+            return super().post(request, *args, **kwargs)
+        refusal = Throttled(wait=wait)
+        unbound = {
+            name: value
+            for name, value in self.get_form_kwargs().items()
+            if name not in ("data", "files")
+        }
+        # The email stays filled in; the form is not validated, so nothing is checked.
+        unbound["initial"] = {
+            **unbound.get("initial", {}),
+            self.email_field: request.POST.get(self.email_field, ""),
+        }
+        form = self.get_form_class()(**unbound)
+        context = self.get_context_data(form=form, refusal=str(self.throttled_message))
+        response = self.render_to_response(context, status=refusal.status_code)
+        response["Retry-After"] = str(refusal.retry_after)
+        return response
+
+
+class LoginView(ThrottledPostMixin, auth_views.LoginView):
+    """Django's login, its posts limited per address and per account's email."""
+
+    throttle_scope = "login"
+    rate_setting = "LOGIN_RATE_PER_HOUR"
+    throttled_message = LOGIN_THROTTLED_MESSAGE
+    email_field = "username"
+
+
+class PasswordResetView(ThrottledPostMixin, auth_views.PasswordResetView):
+    """Django's password reset, its posts limited per address and per email.
+
+    Each post sends an email, so without a limit anyone could fill a user's
+    mailbox with reset links.
+    """
+
+    throttle_scope = "password_reset"
+    rate_setting = "PASSWORD_RESET_RATE_PER_HOUR"
+    throttled_message = PASSWORD_RESET_THROTTLED_MESSAGE
+    email_field = "email"
 
 
 # The full key of a key just made, kept in the session for the one page that

@@ -323,6 +323,10 @@ PERMISSIONS_POLICY = env_str(
 ANONYMOUS_MAX_BODY_BYTES = env_int("ANONYMOUS_MAX_BODY_BYTES", 65_536, minimum=1024)
 # Sign-up form posts per client address (REMOTE_ADDR) and hour.
 SIGNUP_RATE_PER_HOUR = env_int("SIGNUP_RATE_PER_HOUR", 10, minimum=1)
+# Login form posts an hour, per client address and per email address named.
+LOGIN_RATE_PER_HOUR = env_int("LOGIN_RATE_PER_HOUR", 20, minimum=1)
+# Password reset requests (each sends an email) an hour, per address and per email.
+PASSWORD_RESET_RATE_PER_HOUR = env_int("PASSWORD_RESET_RATE_PER_HOUR", 5, minimum=1)
 
 # Buying points (billing): card payments through Stripe, and redemption codes.
 # Without STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY the top-up page offers

@@ -2,6 +2,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from accounts.views import LOGIN_THROTTLED_MESSAGE
 from tests.conftest import TEST_PASSWORD
 
 
@@ -55,3 +56,49 @@ def test_pages_need_login(client: Client) -> None:
     response = client.get(reverse("points:overview"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("accounts:login"))
+
+
+def log_in(client: Client, email: str, password: str = "wrong-password"):
+    return client.post(
+        reverse("accounts:login"), {"username": email, "password": password}
+    )
+
+
+@pytest.mark.django_db
+def test_login_posts_are_throttled_per_address(client: Client, user, settings) -> None:
+    settings.LOGIN_RATE_PER_HOUR = 3
+    for number in range(3):
+        assert log_in(client, f"guess{number}@example.com").status_code == 200
+
+    # Even the right password is not checked once the address is over its rate.
+    response = log_in(client, user.email, TEST_PASSWORD)
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert str(LOGIN_THROTTLED_MESSAGE) in response.content.decode()
+    assert response.context["form"]["username"].value() == user.email
+    assert not response.context["form"].is_bound
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_login_posts_are_throttled_per_email_across_addresses(user, settings) -> None:
+    settings.LOGIN_RATE_PER_HOUR = 2
+    for number in range(2):
+        guesser = Client(REMOTE_ADDR=f"192.0.2.{number + 1}")
+        assert log_in(guesser, user.email.upper()).status_code == 200
+
+    # A third network, the same account (its address in another case).
+    response = log_in(Client(REMOTE_ADDR="198.51.100.9"), f" {user.email} ")
+
+    assert response.status_code == 429
+    # Another account from that network is still let in.
+    other = Client(REMOTE_ADDR="198.51.100.9")
+    assert log_in(other, "someone-else@example.com").status_code == 200
+
+
+@pytest.mark.django_db
+def test_login_page_views_are_not_throttled(client: Client, settings) -> None:
+    settings.LOGIN_RATE_PER_HOUR = 1
+    for _attempt in range(3):
+        assert client.get(reverse("accounts:login")).status_code == 200

@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
+from accounts.views import PASSWORD_RESET_THROTTLED_MESSAGE
 from tests.conftest import TEST_PASSWORD
 
 NEW_PASSWORD = "a-brand-new-passphrase-42"
@@ -105,3 +106,45 @@ def test_signed_in_forms_tell_password_managers_what_each_field_is(
     assert 'autocomplete="current-password"' in input_tag(change, "old_password")
     assert 'autocomplete="new-password"' in input_tag(change, "new_password1")
     assert 'autocomplete="off"' in input_tag(keys, "name")
+
+
+def test_reset_requests_are_throttled_per_email_across_addresses(
+    user: User, settings
+) -> None:
+    settings.PASSWORD_RESET_RATE_PER_HOUR = 2
+    for number in range(2):
+        sender = Client(REMOTE_ADDR=f"192.0.2.{number + 1}")
+        assert request_reset(sender, user.email).status_code == 302
+
+    # A third network asks for the same mailbox: refused, and nothing is sent.
+    response = request_reset(Client(REMOTE_ADDR="198.51.100.9"), user.email.upper())
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert str(PASSWORD_RESET_THROTTLED_MESSAGE) in response.content.decode()
+    assert len(mail.outbox) == 2
+
+
+def test_reset_requests_are_throttled_per_address(
+    client: Client, user: User, settings
+) -> None:
+    settings.PASSWORD_RESET_RATE_PER_HOUR = 2
+    for number in range(2):
+        assert request_reset(client, f"other{number}@example.com").status_code == 302
+
+    response = request_reset(client, user.email)
+
+    assert response.status_code == 429
+    assert response.context["form"]["email"].value() == user.email
+    assert mail.outbox == []
+
+
+def test_throttled_reset_is_refused_in_korean(
+    client: Client, user: User, settings
+) -> None:
+    settings.PASSWORD_RESET_RATE_PER_HOUR = 1
+    request_reset(client, user.email)
+
+    page = request_reset(client, user.email).content.decode()
+
+    assert "비밀번호 재설정 요청이 너무 많습니다" in page

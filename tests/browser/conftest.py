@@ -72,8 +72,9 @@ def live(
     """Serve the app as `make serve` does, on its own SQLite database."""
     with live_server(
         tmp_path_factory.mktemp("server"),
-        # Every sign-up of the suite comes from 127.0.0.1.
+        # Every sign-up and login of the suite comes from 127.0.0.1.
         SIGNUP_RATE_PER_HOUR="1000",
+        LOGIN_RATE_PER_HOUR="1000",
         **server_settings,
     ) as server:
         yield server
