@@ -70,13 +70,10 @@ async def _settle_dropped(turn: PreparedTurn, delivered: list[str]) -> None:
 
 
 async def stream_turn(
-    turn: PreparedTurn, provider: Provider, *, incremental: bool = True
+    turn: PreparedTurn, provider: Provider
 ) -> AsyncIterator[TurnEvent]:
-    """Yield the turn's deltas, then `Finished` or `Failed`.
-
-    With `incremental=False` the consumer delivers nothing until the end (a plain
-    JSON answer), so a consumer that stops early has delivered nothing.
-    """
+    """Yield the turn's deltas, each delivered as it comes, then `Finished` or
+    `Failed`. A JSON answer is `complete_turn`'s."""
     delivered: list[str] = []
     usage: ProviderUsage | None = None
     cut = False
@@ -106,7 +103,7 @@ async def stream_turn(
         yield await _fail(turn, error)
         return
     except (GeneratorExit, asyncio.CancelledError):
-        await _settle_dropped(turn, delivered if incremental else [])
+        await _settle_dropped(turn, delivered)
         raise
     except Exception:
         # A provider that fails in a way it does not report is still a provider
@@ -120,7 +117,7 @@ async def stream_turn(
         text="".join(delivered),
         usage=usage,
         delivered_in_full=not cut,
-        reached_client=incremental,
+        reached_client=True,
     )
 
 

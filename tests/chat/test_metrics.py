@@ -4,10 +4,12 @@ billed tokens and points equal the ledger's chat_usage rows.
 Counters belong to the process, so each test compares two scrapes of /metrics.
 """
 
+import asyncio
 import json
 import uuid
 from collections import Counter
-from contextlib import aclosing
+from contextlib import aclosing, suppress
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -16,8 +18,9 @@ from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings
 
 from accounts.api_keys import create_api_key
+from chat.providers import Completion
 from chat.services import PreparedTurn, TurnRequest, prepare_turn
-from chat.streaming import Delta, stream_turn
+from chat.streaming import Delta, complete_turn, stream_turn
 from common.metrics import Endpoint
 from points.exceptions import InsufficientPoints
 from points.models import RefusalDay, Transaction, TransactionType
@@ -137,20 +140,38 @@ def test_counters_equal_the_ledger_after_turns_through_every_endpoint(
         assert grown(before, after, FIRST_TOKEN_COUNT, model=model) == 5
 
 
-def run(turn: PreparedTurn, provider, *, incremental: bool = True, stop_after=None):
+def run(turn: PreparedTurn, provider, *, stop_after=None):
     """Consume a turn's events; stop (as a departing client does) after N deltas."""
 
     async def consume() -> None:
         deltas = 0
-        async with aclosing(
-            stream_turn(turn, provider, incremental=incremental)
-        ) as events:
+        async with aclosing(stream_turn(turn, provider)) as events:
             async for event in events:
                 deltas += isinstance(event, Delta)
                 if stop_after is not None and deltas == stop_after:
                     break
 
     async_to_sync(consume)()
+
+
+class SilentProvider(ScriptedProvider):
+    """A provider whose whole answer never comes."""
+
+    async def complete(self, **request: Any) -> Completion:
+        self.calls.append(request)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable: nothing sets the event")
+
+
+async def leave_before_the_answer(turn: PreparedTurn, provider) -> None:
+    """Ask for a JSON answer, then cancel it (as a departing client does)."""
+    answer = asyncio.ensure_future(complete_turn(turn, provider))
+    while not provider.calls:
+        await asyncio.sleep(0)
+    answer.cancel()
+    with suppress(asyncio.CancelledError):
+        await answer
+    assert answer.cancelled()
 
 
 def usage_totals() -> tuple[int, int, int]:
@@ -197,8 +218,8 @@ def test_client_leaving_before_the_answer_counts_an_abandoned_turn(user) -> None
     turn = prepare_turn(TurnRequest(user=user, message="hi", endpoint=Endpoint.PAGE))
     before = scrape()
 
-    # a JSON answer delivers nothing until the end
-    run(turn, ScriptedProvider(["One ", "two"]), incremental=False, stop_after=1)
+    # a JSON answer delivers nothing until the end: the client leaves meanwhile
+    async_to_sync(leave_before_the_answer)(turn, SilentProvider(["One ", "two"]))
 
     after = scrape()
     assert turns_grown(before, after) == {("page", "abandoned"): 1}
