@@ -1,4 +1,5 @@
 import hashlib
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.api_keys import create_api_key, revoke_api_key
 from accounts.forms import ApiKeyForm, SignupForm
-from accounts.models import ApiKey
+from accounts.models import ApiKey, User
 from common.errors import ServiceError
 from common.http import Throttled
 from common.rendering import page_message
@@ -103,12 +104,14 @@ def _signup_page(
 def form_post_wait(
     request: HttpRequest, *, scope: str, per_hour: int, email: str
 ) -> float | None:
-    """Count a form post per client address and per the email address it names.
+    """Count a form post per client address and per the account its email names.
 
     Return None if it may go on, else the seconds until it may be sent again.
-    The client address is REMOTE_ADDR (see `SignupRateThrottle`); the email is
-    counted by its digest, so the throttle store holds no addresses, and a guesser
-    who spreads over many networks still meets the limit of the account it aims at.
+    The client address is REMOTE_ADDR (see `SignupRateThrottle`). The second
+    window is the account's that the login and reset forms find for the email
+    (their own case-insensitive lookup, so no spelling of the address counts
+    apart), or the email's digest when no account has it: a guesser who spreads
+    over many networks still meets the limit of the account aimed at.
     """
     windows = [
         Window(
@@ -117,17 +120,29 @@ def form_post_wait(
             duration=HOUR_SECONDS,
         )
     ]
-    email = email.strip().lower()
+    email = email.strip()
     if email:
-        digest = hashlib.sha256(email.encode()).hexdigest()
         windows.append(
             Window(
-                key=f"throttle_{scope}_email_{digest}",
+                key=f"throttle_{scope}_{_email_ident(email)}",
                 limit=per_hour,
                 duration=HOUR_SECONDS,
             )
         )
     return count_in_windows(windows)
+
+
+def _email_ident(email: str) -> str:
+    user_id = (
+        User.objects.filter(email__iexact=email)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if user_id is not None:
+        return f"user_{user_id}"
+    folded = unicodedata.normalize("NFKC", email).casefold()
+    return f"email_{hashlib.sha256(folded.encode()).hexdigest()}"
 
 
 class ThrottledPostMixin:

@@ -323,9 +323,9 @@ PERMISSIONS_POLICY = env_str(
 ANONYMOUS_MAX_BODY_BYTES = env_int("ANONYMOUS_MAX_BODY_BYTES", 65_536, minimum=1024)
 # Sign-up form posts per client address (REMOTE_ADDR) and hour.
 SIGNUP_RATE_PER_HOUR = env_int("SIGNUP_RATE_PER_HOUR", 10, minimum=1)
-# Login form posts an hour, per client address and per email address named.
+# Login form posts an hour, per client address and per account the email names.
 LOGIN_RATE_PER_HOUR = env_int("LOGIN_RATE_PER_HOUR", 20, minimum=1)
-# Password reset requests (each sends an email) an hour, per address and per email.
+# Password reset requests (each sends an email) an hour, per address and per account.
 PASSWORD_RESET_RATE_PER_HOUR = env_int("PASSWORD_RESET_RATE_PER_HOUR", 5, minimum=1)
 
 # Buying points (billing): card payments through Stripe, and redemption codes.

@@ -16,7 +16,9 @@ class LimitPeriod(models.TextChoices):
 
 def day_start(day: date) -> datetime:
     """Return 00:00 of `day` in TIME_ZONE: where the service's days begin."""
-    return timezone.make_aware(datetime.combine(day, time.min))
+    return timezone.make_aware(
+        datetime.combine(day, time.min), timezone.get_default_timezone()
+    )
 
 
 def period_bounds(

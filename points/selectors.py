@@ -1,7 +1,7 @@
 """Reads of the ledger: balances and history pages."""
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal
 
 from django.db.models import Case, F, QuerySet, Sum, Value, When
@@ -69,19 +69,18 @@ def history_count(
     Whole days come from the `UsageDay` roll-up, which keeps each day's rows by
     type, model and key (a few rows a day, not every ledger row); a bound inside
     a day counts that part of its day from the ledger, by (account, created_at).
-    A filtered count of a long history so reads days, not rows.
+    A filtered count of a long history so reads days, not rows. Without a
+    filter the count is the account's version, so `account` must be fresh.
     """
     filters = {"types": types, "model": model, "api_key": api_key}
     if not any(filters.values()) and since is None and until is None:
         # Every ledger row bumps its account's version by one, from 0.
         return account.version
-    zone = timezone.get_default_timezone()
-    first_day = None
-    if since is not None:
-        first_day = timezone.localdate(since, zone)
-        if day_start(first_day) < since:
-            first_day += timedelta(days=1)
-    end_day = None if until is None else timezone.localdate(until, zone)
+    try:
+        first_day, end_day = _whole_days(since, until)
+    except OverflowError:
+        # A bound at the end of the calendar: no whole day inside it to sum.
+        first_day = end_day = date.max
     if first_day is not None and end_day is not None and first_day >= end_day:
         # No whole day between the bounds: at most two days of the ledger.
         return history(account, since=since, until=until, **filters).count()
@@ -106,6 +105,21 @@ def history_count(
             account, since=day_start(end_day), until=until, **filters
         ).count()
     return total
+
+
+def _whole_days(
+    since: datetime | None, until: datetime | None
+) -> tuple[date | None, date | None]:
+    """Return the first whole TIME_ZONE day at or after `since` and the day
+    holding `until` (the end, not included), None for an open bound."""
+    zone = timezone.get_default_timezone()
+    first_day = None
+    if since is not None:
+        first_day = timezone.localdate(since, zone)
+        if day_start(first_day) < since:
+            first_day += timedelta(days=1)
+    end_day = None if until is None else timezone.localdate(until, zone)
+    return first_day, end_day
 
 
 def history_chunk(

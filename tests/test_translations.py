@@ -79,7 +79,11 @@ def test_the_reader_reads_the_catalog(korean: list[Entry]) -> None:
 def test_every_korean_text_is_translated_and_none_is_fuzzy(
     korean: list[Entry],
 ) -> None:
-    untranslated = [entry.msgid for entry in korean if not all(entry.translations)]
+    untranslated = [
+        entry.msgid
+        for entry in korean
+        if not entry.translations or not all(entry.translations)
+    ]
     fuzzy = [entry.msgid for entry in korean if entry.fuzzy]
 
     assert untranslated == []

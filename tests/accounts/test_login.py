@@ -65,6 +65,7 @@ def log_in(client: Client, email: str, password: str = "wrong-password"):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("mid_hour")
 def test_login_posts_are_throttled_per_address(client: Client, user, settings) -> None:
     settings.LOGIN_RATE_PER_HOUR = 3
     for number in range(3):
@@ -82,19 +83,51 @@ def test_login_posts_are_throttled_per_address(client: Client, user, settings) -
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("mid_hour")
 def test_login_posts_are_throttled_per_email_across_addresses(user, settings) -> None:
     settings.LOGIN_RATE_PER_HOUR = 2
-    for number in range(2):
+    for number, spelling in enumerate((user.email.upper(), user.email.title())):
         guesser = Client(REMOTE_ADDR=f"192.0.2.{number + 1}")
-        assert log_in(guesser, user.email.upper()).status_code == 200
+        assert log_in(guesser, spelling).status_code == 200
 
-    # A third network, the same account (its address in another case).
+    # A third network, the same account (its address as it was registered).
     response = log_in(Client(REMOTE_ADDR="198.51.100.9"), f" {user.email} ")
 
     assert response.status_code == 429
     # Another account from that network is still let in.
     other = Client(REMOTE_ADDR="198.51.100.9")
     assert log_in(other, "someone-else@example.com").status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("mid_hour")
+def test_login_throttle_counts_every_spelling_the_lookup_matches(
+    make_user, settings
+) -> None:
+    # PostgreSQL's UPPER() makes the dotless ı an I: "alıce" logs in as "alice".
+    alice = make_user(email="alice@example.com")
+    settings.LOGIN_RATE_PER_HOUR = 1
+    assert (
+        log_in(Client(REMOTE_ADDR="192.0.2.1"), "alıce@example.com").status_code == 200
+    )
+
+    response = log_in(Client(REMOTE_ADDR="192.0.2.2"), alice.email, TEST_PASSWORD)
+
+    assert response.status_code == 429
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("mid_hour")
+def test_login_posts_for_no_account_are_counted_by_the_email(settings) -> None:
+    settings.LOGIN_RATE_PER_HOUR = 1
+    log_in(Client(REMOTE_ADDR="192.0.2.1"), "Nobody@Example.com")
+
+    assert (
+        log_in(Client(REMOTE_ADDR="192.0.2.2"), "nobody@example.com").status_code == 429
+    )
+    assert (
+        log_in(Client(REMOTE_ADDR="192.0.2.3"), "other@example.com").status_code == 200
+    )
 
 
 @pytest.mark.django_db

@@ -108,6 +108,7 @@ def test_signed_in_forms_tell_password_managers_what_each_field_is(
     assert 'autocomplete="off"' in input_tag(keys, "name")
 
 
+@pytest.mark.usefixtures("mid_hour")
 def test_reset_requests_are_throttled_per_email_across_addresses(
     user: User, settings
 ) -> None:
@@ -125,6 +126,7 @@ def test_reset_requests_are_throttled_per_email_across_addresses(
     assert len(mail.outbox) == 2
 
 
+@pytest.mark.usefixtures("mid_hour")
 def test_reset_requests_are_throttled_per_address(
     client: Client, user: User, settings
 ) -> None:
@@ -139,6 +141,7 @@ def test_reset_requests_are_throttled_per_address(
     assert mail.outbox == []
 
 
+@pytest.mark.usefixtures("mid_hour")
 def test_throttled_reset_is_refused_in_korean(
     client: Client, user: User, settings
 ) -> None:

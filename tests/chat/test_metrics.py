@@ -166,8 +166,11 @@ class SilentProvider(ScriptedProvider):
 async def leave_before_the_answer(turn: PreparedTurn, provider) -> None:
     """Ask for a JSON answer, then cancel it (as a departing client does)."""
     answer = asyncio.ensure_future(complete_turn(turn, provider))
-    while not provider.calls:
+    for _turn in range(1000):
+        if provider.calls:
+            break
         await asyncio.sleep(0)
+    assert provider.calls, "the provider was never asked"
     answer.cancel()
     with suppress(asyncio.CancelledError):
         await answer

@@ -155,3 +155,16 @@ def test_history_api_total_counts_a_filter_inside_a_day(seeded: SeededLedger) ->
     )
     assert body["total_records"] > 1
     assert len(body["history"]) == 1
+
+
+def test_a_bound_at_the_end_of_the_calendar_counts_nothing(user: User) -> None:
+    api = APIClient()
+    api.force_authenticate(user)
+
+    # The day after 9999-12-31 does not exist: no whole day to sum.
+    response = api.get(
+        "/api/user/points/history", {"since": "9999-12-31T00:00:01+09:00"}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["total_records"] == 0
