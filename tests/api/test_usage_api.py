@@ -12,8 +12,6 @@ from points.apis import RANGE_TOO_LONG_MESSAGE, SINCE_AFTER_UNTIL_MESSAGE
 from points.models import TransactionType
 from points.usage import MAX_RANGE_DAYS, period_start
 from tests.points.usage_ledger import (
-    DAILY_FREE,
-    MODELS,
     SINCE,
     TODAY,
     UNTIL,
@@ -38,11 +36,7 @@ FIGURES = (
 
 @pytest.fixture
 def seeded(settings, user: User) -> SeededLedger:
-    settings.DAILY_FREE_POINTS = DAILY_FREE
-    settings.LLM_PROVIDER = "demo"
-    settings.LLM_MODELS = MODELS
-    settings.DEMO_STREAM_DELAY_MS = 0
-    return seed_ledger(user)
+    return seed_ledger(user, settings)
 
 
 @pytest.fixture

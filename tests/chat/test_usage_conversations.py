@@ -9,8 +9,6 @@ from chat.models import Conversation, Message
 from chat.selectors import costliest_conversations
 from points.models import Transaction, TransactionType
 from tests.points.usage_ledger import (
-    DAILY_FREE,
-    MODELS,
     SINCE,
     UNTIL,
     SeededLedger,
@@ -21,9 +19,7 @@ from tests.points.usage_ledger import (
 
 @pytest.fixture
 def seeded(settings, user: User) -> SeededLedger:
-    settings.DAILY_FREE_POINTS = DAILY_FREE
-    settings.LLM_MODELS = MODELS
-    return seed_ledger(user)
+    return seed_ledger(user, settings)
 
 
 def spent_by_conversation(seeded: SeededLedger, since: date, until: date) -> dict:

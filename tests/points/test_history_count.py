@@ -22,7 +22,6 @@ from points.limits import day_start
 from points.models import TransactionType
 from points.selectors import WEB_PAGES, history, history_count
 from tests.points.usage_ledger import (
-    DAILY_FREE,
     FIRST_MINUTE,
     LAST_MINUTE,
     MODELS,
@@ -38,11 +37,7 @@ LEDGER_READ = re.compile(r'FROM "points_transaction"', re.IGNORECASE)
 
 @pytest.fixture
 def seeded(settings, user: User) -> SeededLedger:
-    settings.DAILY_FREE_POINTS = DAILY_FREE
-    settings.LLM_PROVIDER = "demo"
-    settings.LLM_MODELS = MODELS
-    settings.DEMO_STREAM_DELAY_MS = 0
-    return seed_ledger(user)
+    return seed_ledger(user, settings)
 
 
 def bounds() -> list[tuple[datetime | None, datetime | None]]:

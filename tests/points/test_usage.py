@@ -15,8 +15,6 @@ from points.usage import (
     periods_between,
 )
 from tests.points.usage_ledger import (
-    DAILY_FREE,
-    MODELS,
     SINCE,
     UNTIL,
     SeededLedger,
@@ -30,11 +28,7 @@ from tests.points.usage_ledger import (
 
 @pytest.fixture
 def seeded(settings, user: User) -> SeededLedger:
-    settings.DAILY_FREE_POINTS = DAILY_FREE
-    settings.LLM_PROVIDER = "demo"
-    settings.LLM_MODELS = MODELS
-    settings.DEMO_STREAM_DELAY_MS = 0
-    return seed_ledger(user)
+    return seed_ledger(user, settings)
 
 
 def as_dict(figures: object) -> dict[str, int]:

@@ -14,8 +14,6 @@ from chat.models import Message
 from points.models import TransactionType
 from points.usage import REVOKED_KEY_LABEL, WEB_PAGES_LABEL
 from tests.points.usage_ledger import (
-    DAILY_FREE,
-    MODELS,
     TODAY,
     SeededLedger,
     credits_of,
@@ -31,11 +29,7 @@ UNTIL = date(2026, 12, 9)
 
 @pytest.fixture
 def seeded(settings, user: User) -> SeededLedger:
-    settings.DAILY_FREE_POINTS = DAILY_FREE
-    settings.LLM_PROVIDER = "demo"
-    settings.LLM_MODELS = MODELS
-    settings.DEMO_STREAM_DELAY_MS = 0
-    return seed_ledger(user)
+    return seed_ledger(user, settings)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import time_machine
@@ -56,8 +57,13 @@ def chat(client: Client, message: str, *, model: str, key: str | None = None):
     return response.json()
 
 
-def seed_ledger(user: User) -> SeededLedger:
-    """Write the ledger; the caller has set DAILY_FREE_POINTS and the demo models."""
+def seed_ledger(user: User, settings: Any) -> SeededLedger:
+    """Write the ledger, with DAILY_FREE_POINTS and the instant demo models set on
+    pytest-django's `settings` for the test."""
+    settings.DAILY_FREE_POINTS = DAILY_FREE
+    settings.LLM_PROVIDER = "demo"
+    settings.LLM_MODELS = MODELS
+    settings.DEMO_STREAM_DELAY_MS = 0
     web = Client()
     web.force_login(user)
     api = Client()
