@@ -16,6 +16,7 @@ from billing import codes, events, services
 from billing.exceptions import BillingError
 from billing.forms import CodeBatchForm, RefundForm
 from billing.models import (
+    MoneyBack,
     Order,
     OwedAccount,
     PointPack,
@@ -207,6 +208,16 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "title": _("Refund an order"),
         }
         return TemplateResponse(request, "admin/billing/order/refund.html", context)
+
+
+@admin.register(MoneyBack)
+class MoneyBackAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "order", "kind", "amount", "points")
+    list_filter = ("kind", "order__currency")
+    list_select_related = ("order",)
+    search_fields = ("order__reference", "order__user__email")
+    ordering = ("-created_at", "-pk")
+    date_hierarchy = "created_at"
 
 
 @admin.register(ProviderEvent)

@@ -15,8 +15,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from billing.models import Order, Redemption, RedemptionCode
-from billing.services import money_taken_back
+from billing.models import MoneyBack, MoneyBackKind, Order, Redemption, RedemptionCode
+from billing.services import disputed_amount_held, money_taken_back
 from points.audit import AuditProblem
 from points.models import Account, Transaction, TransactionType
 from points.pricing import reversal_for
@@ -54,6 +54,9 @@ def _order_problems() -> list[AuditProblem]:
         taken=-_sum(Sum(amount, filter=_rows(REVERSAL_TYPES))),
         reinstated=_sum(Sum(amount, filter=_rows(TransactionType.PAYMENT_REINSTATED))),
         rows=Count("ledger_rows"),
+        refunds_kept=_sum(_money_back("amount", kind=MoneyBackKind.REFUND)),
+        disputes_kept=_sum(_money_back("amount", kind=MoneyBackKind.DISPUTE)),
+        points_kept=_sum(_money_back("points")),
     )
     problems = []
     for order in orders.order_by("pk"):
@@ -65,10 +68,22 @@ def _order_problems() -> list[AuditProblem]:
     return problems
 
 
+def _money_back(field: str, **filters: object) -> Subquery:
+    """The order's `MoneyBack` rows summed (a subquery: no join beside the ledger's)."""
+    return Subquery(
+        MoneyBack.objects.filter(order=OuterRef("pk"), **filters)
+        .values("order")
+        .annotate(total=Sum(field))
+        .values("total")
+    )
+
+
 def _problems_of(order: Order) -> list[str]:
+    found = _money_back_problems(order)
     if not order.credited:
-        return [f"not credited but has {order.rows} ledger rows"] if order.rows else []
-    found = []
+        if order.rows:
+            found.append(f"not credited but has {order.rows} ledger rows")
+        return found
     if (order.top_up_rows, order.top_up) != (1, order.points):
         found.append(
             f"{order.top_up_rows} top-up rows of {order.top_up}, "
@@ -98,6 +113,22 @@ def _problems_of(order: Order) -> list[str]:
             f"{order.reinstated} != taken back {reversed_total}"
         )
     return found
+
+
+def _money_back_problems(order: Order) -> list[str]:
+    """The changes of money taken back add up to what the order keeps."""
+    kept = (order.refunds_kept, order.disputes_kept, order.points_kept)
+    held = (
+        order.refunded_amount,
+        disputed_amount_held(order),
+        order.reversed_points + order.reversed_bonus,
+    )
+    if kept == held:
+        return []
+    return [
+        f"money taken back changes add up to refunded {kept[0]}, disputed "
+        f"{kept[1]}, points {kept[2]}; the order has {held[0]}, {held[1]}, {held[2]}"
+    ]
 
 
 def _debt_problems() -> list[AuditProblem]:

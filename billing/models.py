@@ -188,6 +188,43 @@ class Order(models.Model):
         return self.paid_at is not None
 
 
+class MoneyBackKind(models.TextChoices):
+    REFUND = "refund", _("Refund")
+    DISPUTE = "dispute", _("Dispute")
+
+
+class MoneyBack(models.Model):
+    """A change in the money an order counts as taken back, when it happened.
+
+    An order keeps only its latest refunded and disputed amounts; these rows keep
+    each change, so a refund is reported on the day it was made whatever happens
+    to the order later. `amount` is the change (a dispute won gives its amount
+    back: negative) and `points` the change in points and bonus taken back.
+    Written with the order's change, in its transaction.
+    """
+
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.PROTECT,
+        related_name="money_back",
+        verbose_name=_("order"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=MoneyBackKind.choices)
+    amount = models.BigIntegerField(_("amount"))
+    points = models.BigIntegerField(_("points taken back"), default=0)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("money taken back")
+        verbose_name_plural = _("money taken back")
+        indexes = [
+            models.Index(fields=["created_at"], name="billing_moneyback_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount:+d}"
+
+
 class ProviderEvent(models.Model):
     """An event the payment provider sent us, stored once by its id."""
 

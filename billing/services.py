@@ -42,7 +42,15 @@ from billing.exceptions import (
     PaymentProviderError,
     RefundRefused,
 )
-from billing.models import DisputeStatus, Order, OrderStatus, PointPack, Provider
+from billing.models import (
+    DisputeStatus,
+    MoneyBack,
+    MoneyBackKind,
+    Order,
+    OrderStatus,
+    PointPack,
+    Provider,
+)
 from points import selectors as ledger_selectors
 from points import services as ledger
 from points.models import TransactionType
@@ -261,12 +269,18 @@ def _mismatches(order: Order, payment: gateway.Payment) -> list[str]:
 
 
 def money_taken_back(order: Order) -> int:
-    disputed = (
-        order.disputed_amount
-        if order.dispute_status in (DisputeStatus.OPEN, DisputeStatus.LOST)
-        else 0
-    )
-    return min(order.amount, order.refunded_amount + disputed)
+    return min(order.amount, order.refunded_amount + disputed_amount_held(order))
+
+
+def disputed_amount_held(order: Order) -> int:
+    """Return the money a dispute holds: its amount while open or once lost."""
+    if order.dispute_status in (DisputeStatus.OPEN, DisputeStatus.LOST):
+        return order.disputed_amount
+    return 0
+
+
+def _reversed(order: Order) -> int:
+    return order.reversed_points + order.reversed_bonus
 
 
 def _order_of_payment(payment_intent_id: str | None) -> Order | None:
@@ -292,9 +306,16 @@ def sync_refunds(*, charge_id: str) -> Order | None:
         order = _lock_order(order.pk)
         refunded = min(charge.amount_refunded, order.amount)
         if refunded > order.refunded_amount:
+            more, reversed_before = refunded - order.refunded_amount, _reversed(order)
             order.refunded_amount = refunded
             _take_back(order)
             _save(order)
+            MoneyBack.objects.create(
+                order=order,
+                kind=MoneyBackKind.REFUND,
+                amount=more,
+                points=_reversed(order) - reversed_before,
+            )
     return order
 
 
@@ -321,11 +342,18 @@ def record_dispute(*, dispute: dict) -> Order | None:
         order = _lock_order(order.pk)
         if order.dispute_status in CLOSED_DISPUTE_STATUSES:
             return order
+        disputed_before, reversed_before = disputed_amount_held(order), _reversed(order)
         order.dispute_id = str(dispute.get("id", ""))
         order.dispute_status = status
         order.disputed_amount = min(int(dispute.get("amount") or 0), order.amount)
         _take_back(order)
         _save(order)
+        change = disputed_amount_held(order) - disputed_before
+        points = _reversed(order) - reversed_before
+        if change or points:
+            MoneyBack.objects.create(
+                order=order, kind=MoneyBackKind.DISPUTE, amount=change, points=points
+            )
     return order
 
 

@@ -18,7 +18,6 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from billing.models import OrderStatus
 from billing.money import format_price
 from points import dashboard
 from points.forms import (
@@ -399,7 +398,7 @@ class Dashboard:
     def table_order_refunds(self) -> Table:
         table = Table(
             "order_refunds",
-            _("Orders refunded or disputed, per day of their last change"),
+            _("Money taken back from orders, per day it was taken back"),
             [
                 _("day"),
                 _("currency"),
@@ -417,16 +416,10 @@ class Dashboard:
                 Cell(
                     row["orders"],
                     _changelist(
-                        "billing_order",
-                        updated_at__gte=period.start,
-                        updated_at__lt=period.end,
-                        status__in=",".join(
-                            (
-                                OrderStatus.REFUNDED,
-                                OrderStatus.PARTIALLY_REFUNDED,
-                                OrderStatus.DISPUTED,
-                            )
-                        ),
+                        "billing_moneyback",
+                        created_at__gte=period.start,
+                        created_at__lt=period.end,
+                        order__currency=row["currency"],
                     ),
                 ),
                 Cell(

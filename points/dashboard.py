@@ -9,10 +9,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from billing.models import Order, OrderStatus
+from billing.models import MoneyBack, MoneyBackKind, Order
 from points.limits import day_start
 from points.models import (
     Account,
@@ -338,25 +338,26 @@ def sales_by_day(*, period: Period) -> list[dict]:
 
 
 def order_refunds(*, period: Period) -> list[dict]:
-    """Return the orders with money taken back (refunds, disputes) last changed in
-    the period, per day of that change and currency."""
+    """Return the money taken back from orders (refunds, disputes) in the period,
+    per day it was taken back and currency, with the points taken back with it.
+
+    From `MoneyBack`, one row per change: a refund stays on its day whatever
+    happens to its order later, and a dispute won gives its amount back on the
+    day it was won (a negative amount)."""
     return list(
-        Order.objects.filter(
-            updated_at__gte=period.start,
-            updated_at__lt=period.end,
-            status__in=(
-                OrderStatus.REFUNDED,
-                OrderStatus.PARTIALLY_REFUNDED,
-                OrderStatus.DISPUTED,
-            ),
+        MoneyBack.objects.filter(
+            created_at__gte=period.start, created_at__lt=period.end
         )
-        .annotate(day=TruncDate("updated_at", tzinfo=timezone.get_current_timezone()))
+        .annotate(
+            day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()),
+            currency=F("order__currency"),
+        )
         .values("day", "currency")
         .annotate(
-            orders=Count("pk"),
-            refunded=Sum("refunded_amount"),
-            disputed=Sum("disputed_amount"),
-            points_taken_back=Sum("reversed_points") + Sum("reversed_bonus"),
+            orders=Count("order", distinct=True),
+            refunded=Coalesce(Sum("amount", filter=Q(kind=MoneyBackKind.REFUND)), 0),
+            disputed=Coalesce(Sum("amount", filter=Q(kind=MoneyBackKind.DISPUTE)), 0),
+            points_taken_back=Sum("points"),
         )
         .order_by("day", "currency")
     )

@@ -2,14 +2,27 @@
 
 import secrets
 from collections.abc import Callable
+from datetime import UTC, date, datetime
+from importlib import import_module
 
 import pytest
+import time_machine
+from django.db.models import F
+from django.utils import timezone
 
 from accounts.models import User
 from billing import codes, gateway, services
-from billing.models import DisputeStatus, Order, OrderStatus, PointPack
+from billing.models import (
+    DisputeStatus,
+    MoneyBack,
+    MoneyBackKind,
+    Order,
+    OrderStatus,
+    PointPack,
+)
 from points import services as ledger
 from points.audit import audit_accounts
+from points.dashboard import Period, order_refunds
 from points.models import Account, TransactionType
 from tests.billing.conftest import (
     PACK_BONUS,
@@ -253,4 +266,114 @@ def test_refund_event_for_a_payment_never_recorded_credits_then_takes_back(
     assert rows(order, TransactionType.TOP_UP) == [PACK_POINTS]
     assert rows(order, TransactionType.TOP_UP_REVERSAL) == [-PACK_POINTS]
     assert balance_of(buyer) == 0
+    assert audit_accounts() == []
+
+
+# Money taken back, per day it was taken back ------------------------------------
+
+# Asia/Seoul: 2026-12-01 10:00, 2026-12-03 10:00 and 2026-12-05 10:00.
+REFUNDED_AT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+DISPUTED_AT = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
+WON_AT = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+
+
+def test_each_change_of_money_taken_back_is_kept_on_its_day(
+    stripe_on: LocalStripe, paid_order: Callable, deliver: Deliver
+) -> None:
+    # given a paid order refunded in part, then disputed, then the dispute won
+    order = paid_order()
+    with time_machine.travel(REFUNDED_AT, tick=False):
+        deliver(refund(stripe_on, order, 1_000))
+        # the same refund read again changes nothing
+        services.sync_refunds(
+            charge_id=gateway.retrieve_payment(order.provider_id).charge_id
+        )
+    with time_machine.travel(DISPUTED_AT, tick=False):
+        deliver(dispute_event(order, "charge.dispute.created", "needs_response", 2_000))
+    with time_machine.travel(WON_AT, tick=False):
+        deliver(dispute_event(order, "charge.dispute.closed", "won", 2_000))
+    order.refresh_from_db()
+
+    # then each change is a row on its own day, with the points it moved
+    changes = [
+        (timezone.localdate(row.created_at), row.kind, row.amount, row.points)
+        for row in MoneyBack.objects.filter(order=order).order_by("created_at")
+    ]
+    refund_points, dispute_points = changes[0][3], changes[1][3]
+    assert changes == [
+        (date(2026, 12, 1), MoneyBackKind.REFUND, 1_000, refund_points),
+        (date(2026, 12, 3), MoneyBackKind.DISPUTE, 2_000, dispute_points),
+        (date(2026, 12, 5), MoneyBackKind.DISPUTE, -2_000, -dispute_points),
+    ]
+    assert refund_points > 0
+    assert dispute_points > 0
+    # and the rows add up to what the order keeps
+    assert sum(row[2] for row in changes) == services.money_taken_back(order)
+    assert sum(row[3] for row in changes) == (
+        order.reversed_points + order.reversed_bonus
+    )
+
+    # and the dashboard reports the refund on its day, not on the order's last change
+    period = Period(since=date(2026, 11, 30), until=date(2026, 12, 6))
+    assert [
+        (row["day"], row["orders"], row["refunded"], row["disputed"])
+        for row in order_refunds(period=period)
+    ] == [
+        (date(2026, 12, 1), 1, 1_000, 0),
+        (date(2026, 12, 3), 1, 0, 2_000),
+        (date(2026, 12, 5), 1, 0, -2_000),
+    ]
+
+
+# The orders' amounts are written here without their ledger rows.
+@pytest.mark.skip_ledger_audit
+def test_orders_refunded_before_money_back_rows_get_theirs(
+    stripe_on: LocalStripe, paid_order: Callable
+) -> None:
+    from django.apps import apps
+
+    backfill = import_module("billing.migrations.0003_money_back")
+    # given orders whose money was taken back before the table (no rows)
+    refunded, disputed, won, untouched = (paid_order() for _ in range(4))
+    Order.objects.filter(pk=refunded.pk).update(
+        refunded_amount=1_000, reversed_points=900, reversed_bonus=100
+    )
+    Order.objects.filter(pk=disputed.pk).update(
+        dispute_status=DisputeStatus.LOST, disputed_amount=2_000, reversed_points=50
+    )
+    Order.objects.filter(pk=won.pk).update(
+        dispute_status=DisputeStatus.WON, disputed_amount=2_000
+    )
+
+    backfill.money_back_of_past_orders(apps, None)
+
+    # then each gets a row dated by its last change; a dispute won holds nothing
+    assert sorted(
+        (row.order_id, row.kind, row.amount, row.points, row.created_at)
+        for row in MoneyBack.objects.all()
+    ) == sorted(
+        [
+            (refunded.pk, "refund", 1_000, 1_000, refunded.updated_at),
+            (disputed.pk, "dispute", 2_000, 50, disputed.updated_at),
+        ]
+    )
+    assert untouched.pk not in MoneyBack.objects.values_list("order_id", flat=True)
+
+
+def test_audit_reports_money_back_rows_that_do_not_add_up(
+    stripe_on: LocalStripe, paid_order: Callable, deliver: Deliver
+) -> None:
+    order = paid_order()
+    deliver(refund(stripe_on, order, 1_000))
+    changes = MoneyBack.objects.filter(order=order)
+
+    changes.update(amount=F("amount") - 1)
+    problems = [str(problem) for problem in audit_accounts()]
+    changes.update(amount=F("amount") + 1)
+
+    assert len(problems) == 1
+    assert (
+        f"order {order.pk}: money taken back changes add up to refunded 999"
+        in (problems[0])
+    )
     assert audit_accounts() == []

@@ -473,16 +473,19 @@ def test_sales_are_orders_paid_per_local_day_and_pack(sales: list[Order]) -> Non
     ]
 
 
-def test_order_refunds_and_their_reversals_are_shown(sales: list[Order]) -> None:
+def test_order_refunds_and_their_reversals_are_shown(
+    sales: list[Order], staff_client: Client
+) -> None:
     refunded = Order.objects.get(pk=sales[0].pk)
     reversals = Transaction.objects.filter(order=refunded, amount__lt=0)
 
     orders = board().table_order_refunds()
     points = board().table_refunds()
 
+    # The day the refund was made (AFTER_MIDNIGHT), in Seoul.
     assert values(orders.rows) == [
         [
-            local_day(refunded.updated_at),
+            DAY_AFTER,
             refunded.currency,
             1,
             refunded.refunded_amount,
@@ -493,6 +496,11 @@ def test_order_refunds_and_their_reversals_are_shown(sales: list[Order]) -> None
     assert sorted(row[3] for row in values(points.rows)) == sorted(
         r.amount for r in reversals
     )
+    # The orders figure opens the changes it counts.
+    listed = staff_client.get(orders.rows[0][2].url).context["cl"].queryset
+    assert [(change.order_id, change.amount) for change in listed] == [
+        (refunded.pk, refunded.refunded_amount)
+    ]
 
 
 def test_redemptions_are_code_uses_per_day(sales: list[Order]) -> None:
