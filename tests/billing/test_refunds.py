@@ -325,39 +325,44 @@ def test_each_change_of_money_taken_back_is_kept_on_its_day(
     ]
 
 
-# The orders' amounts are written here without their ledger rows.
-@pytest.mark.skip_ledger_audit
 def test_orders_refunded_before_money_back_rows_get_theirs(
-    stripe_on: LocalStripe, paid_order: Callable
+    stripe_on: LocalStripe, paid_order: Callable, deliver: Deliver
 ) -> None:
     from django.apps import apps
 
     backfill = import_module("billing.migrations.0003_money_back")
-    # given orders whose money was taken back before the table (no rows)
-    refunded, disputed, won, untouched = (paid_order() for _ in range(4))
-    Order.objects.filter(pk=refunded.pk).update(
-        refunded_amount=1_000, reversed_points=900, reversed_bonus=100
-    )
-    Order.objects.filter(pk=disputed.pk).update(
-        dispute_status=DisputeStatus.LOST, disputed_amount=2_000, reversed_points=50
-    )
-    Order.objects.filter(pk=won.pk).update(
-        dispute_status=DisputeStatus.WON, disputed_amount=2_000
-    )
+    # given orders refunded, disputed and lost, refunded and disputed, disputed
+    # and won, and untouched, as they were before the table (no rows)
+    refunded, lost, both, won, untouched = (paid_order() for _ in range(5))
+    deliver(refund(stripe_on, refunded, 1_000))
+    deliver(dispute_event(lost, "charge.dispute.created", "needs_response", 2_000))
+    deliver(dispute_event(lost, "charge.dispute.closed", "lost", 2_000))
+    deliver(refund(stripe_on, both, 1_000))
+    deliver(dispute_event(both, "charge.dispute.created", "needs_response", 3_000))
+    deliver(dispute_event(won, "charge.dispute.created", "needs_response", 2_000))
+    deliver(dispute_event(won, "charge.dispute.closed", "won", 2_000))
+    MoneyBack.objects.all().delete()
 
     backfill.money_back_of_past_orders(apps, None)
 
-    # then each gets a row dated by its last change; a dispute won holds nothing
+    # then each gets rows dated by its last change, adding up to what it keeps
+    # (the points all on its first row); a dispute won holds nothing
+    def points(order: Order) -> int:
+        order.refresh_from_db()
+        return order.reversed_points + order.reversed_bonus
+
     assert sorted(
         (row.order_id, row.kind, row.amount, row.points, row.created_at)
         for row in MoneyBack.objects.all()
     ) == sorted(
         [
-            (refunded.pk, "refund", 1_000, 1_000, refunded.updated_at),
-            (disputed.pk, "dispute", 2_000, 50, disputed.updated_at),
+            (refunded.pk, "refund", 1_000, points(refunded), refunded.updated_at),
+            (lost.pk, "dispute", 2_000, points(lost), lost.updated_at),
+            (both.pk, "refund", 1_000, points(both), both.updated_at),
+            (both.pk, "dispute", 3_000, 0, both.updated_at),
         ]
     )
-    assert untouched.pk not in MoneyBack.objects.values_list("order_id", flat=True)
+    assert audit_accounts() == []
 
 
 def test_audit_reports_money_back_rows_that_do_not_add_up(

@@ -503,6 +503,27 @@ def test_order_refunds_and_their_reversals_are_shown(
     ]
 
 
+def test_money_taken_back_opens_the_changes_of_its_day(
+    sales: list[Order], staff_client: Client
+) -> None:
+    # given a second order refunded in part on the day before the first's refund
+    with time_machine.travel(BEFORE_MIDNIGHT + timedelta(minutes=5), tick=False):
+        billing.refund_order(order_id=sales[1].pk, amount=300)
+
+    table = board().table_order_refunds()
+
+    # then each day's figure lists that day's changes, and only them
+    assert [row[0].value for row in table.rows] == [DAY_BEFORE, DAY_AFTER]
+    opened = [
+        [
+            (change.order_id, change.amount)
+            for change in staff_client.get(row[2].url).context["cl"].queryset
+        ]
+        for row in table.rows
+    ]
+    assert opened == [[(sales[1].pk, 300)], [(sales[0].pk, 1_000)]]
+
+
 def test_redemptions_are_code_uses_per_day(sales: list[Order]) -> None:
     uses = Redemption.objects.select_related("code")
 
