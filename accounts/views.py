@@ -22,7 +22,7 @@ from accounts.models import ApiKey, User
 from common.errors import ServiceError
 from common.http import Throttled
 from common.rendering import page_message
-from common.throttles import ConfiguredRateThrottle, Window, count_in_windows
+from common.throttles import Window, count_in_windows
 from points.selectors import key_spending
 
 SIGNUP_THROTTLED_MESSAGE = gettext_lazy(
@@ -37,33 +37,19 @@ PASSWORD_RESET_THROTTLED_MESSAGE = gettext_lazy(
 HOUR_SECONDS = 3600
 
 
-class SignupRateThrottle(ConfiguredRateThrottle):
-    """Sign-up form posts per client address, SIGNUP_RATE_PER_HOUR an hour.
-
-    It slows down probing which addresses have accounts. The address is
-    REMOTE_ADDR, which the server sets from the proxy's forwarded header when it
-    trusts the proxy (uvicorn's --proxy-headers), never a header a client writes.
-    """
-
-    scope = "signup"
-
-    def get_rate(self) -> str:
-        return f"{settings.SIGNUP_RATE_PER_HOUR}/hour"
-
-    def get_cache_key(self, request: HttpRequest, view: object) -> str:
-        address = request.META.get("REMOTE_ADDR", "")
-        return self.cache_format % {"scope": self.scope, "ident": address}
-
-
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("home")
     if request.method == "POST":
-        throttle = SignupRateThrottle()
-        if not throttle.allow_request(request, None):
-            return _throttled_signup(request, wait=throttle.wait() or 0.0)
+        # Per client address only: it slows down probing which addresses have
+        # accounts, and the address typed is the one being probed.
+        wait = form_post_wait(
+            request, scope="signup", per_hour=settings.SIGNUP_RATE_PER_HOUR, email=""
+        )
+        if wait is not None:
+            return _throttled_signup(request, wait=wait)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
@@ -107,8 +93,10 @@ def form_post_wait(
     """Count a form post per client address and per the account its email names.
 
     Return None if it may go on, else the seconds until it may be sent again.
-    The client address is REMOTE_ADDR (see `SignupRateThrottle`). The second
-    window is the account's that the login and reset forms find for the email
+    The client address is REMOTE_ADDR, which the server sets from the proxy's
+    forwarded header when it trusts the proxy (uvicorn's --proxy-headers), never
+    a header a client writes. Without an email only the address counts. The
+    second window is the account's that the login and reset forms find for the email
     (their own case-insensitive lookup, so no spelling of the address counts
     apart), or the email's digest when no account has it: a guesser who spreads
     over many networks still meets the limit of the account aimed at.

@@ -440,7 +440,7 @@ def targets() -> list[Target]:
             Target(
                 f"reads of {path}",
                 "heavy",
-                history_page(heavy, counted_in_ledger=False, **filters),
+                query,
                 history_page(heavy, counted_in_ledger=True, **filters),
                 explained=False,
             )

@@ -283,6 +283,15 @@ def _reversed(order: Order) -> int:
     return order.reversed_points + order.reversed_bonus
 
 
+def _record_money_back(
+    order: Order, kind: str, *, amount: int, reversed_before: int
+) -> None:
+    """Keep a change of the locked order's money taken back, if it moved anything."""
+    points = _reversed(order) - reversed_before
+    if amount or points:
+        MoneyBack.objects.create(order=order, kind=kind, amount=amount, points=points)
+
+
 def _order_of_payment(payment_intent_id: str | None) -> Order | None:
     order = Order.objects.filter(
         provider=Provider.STRIPE, provider_id=payment_intent_id
@@ -310,11 +319,11 @@ def sync_refunds(*, charge_id: str) -> Order | None:
             order.refunded_amount = refunded
             _take_back(order)
             _save(order)
-            MoneyBack.objects.create(
-                order=order,
-                kind=MoneyBackKind.REFUND,
+            _record_money_back(
+                order,
+                MoneyBackKind.REFUND,
                 amount=more,
-                points=_reversed(order) - reversed_before,
+                reversed_before=reversed_before,
             )
     return order
 
@@ -348,12 +357,12 @@ def record_dispute(*, dispute: dict) -> Order | None:
         order.disputed_amount = min(int(dispute.get("amount") or 0), order.amount)
         _take_back(order)
         _save(order)
-        change = disputed_amount_held(order) - disputed_before
-        points = _reversed(order) - reversed_before
-        if change or points:
-            MoneyBack.objects.create(
-                order=order, kind=MoneyBackKind.DISPUTE, amount=change, points=points
-            )
+        _record_money_back(
+            order,
+            MoneyBackKind.DISPUTE,
+            amount=disputed_amount_held(order) - disputed_before,
+            reversed_before=reversed_before,
+        )
     return order
 
 
